@@ -1,0 +1,79 @@
+// swift-tools-version:6.0
+// Lariat: an agent-centric edge tunnel. Module map (see docs/ARCHITECTURE.md):
+//   C shims        Sources/C*            system libraries + static inline wrappers
+//   LariatProtocol Sources/LariatProtocol syscall-free frame codec and session engine
+//   LariatHTTP     Sources/LariatHTTP     syscall-free HTTP/1.1 and WebSocket codecs
+//   LariatRuntime  Sources/LariatRuntime  libuv loops, TCP, TLS (OpenSSL), tunnel transport
+//   LariatHub      Hub/                   hub library + lariat-hub
+//   LariatAgent    Agent/                 agent library + lariat-agent
+//   lariat-bench   perf/                  the benchmark program
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "Lariat",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "lariat-hub", targets: ["lariat-hub"]),
+        .executable(name: "lariat-agent", targets: ["lariat-agent"]),
+        .executable(name: "lariat-bench", targets: ["lariat-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CLibUV", path: "Sources/CLibUV", pkgConfig: "libuv",
+                       providers: [.apt(["libuv1-dev"])]),
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",
+                       providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CLZ4", path: "Sources/CLZ4", pkgConfig: "liblz4",
+                       providers: [.apt(["liblz4-dev"])]),
+        // Byte-crunching loops (WebSocket masking) that must be fast even in debug builds.
+        .target(name: "CLariatSupport", path: "Sources/CLariatSupport",
+                cSettings: [.unsafeFlags(["-O2"])]),
+
+        .target(name: "LariatProtocol", dependencies: ["CLZ4"],
+                path: "Sources/LariatProtocol", swiftSettings: strict),
+        .target(name: "LariatHTTP", dependencies: ["COpenSSL", "CLariatSupport"],
+                path: "Sources/LariatHTTP", swiftSettings: strict),
+        .target(name: "LariatRuntime",
+                dependencies: ["CLibUV", "COpenSSL", "LariatProtocol", "LariatHTTP",
+                               .product(name: "Logging", package: "swift-log")],
+                path: "Sources/LariatRuntime", swiftSettings: strict),
+
+        .target(name: "LariatHub",
+                dependencies: ["LariatRuntime", "LariatProtocol", "LariatHTTP",
+                               .product(name: "Logging", package: "swift-log")],
+                path: "Hub/Sources/LariatHub", swiftSettings: strict),
+        .executableTarget(name: "lariat-hub",
+                          dependencies: ["LariatHub",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Hub/Sources/lariat-hub", swiftSettings: strict),
+        .target(name: "LariatAgent",
+                dependencies: ["LariatRuntime", "LariatProtocol", "LariatHTTP",
+                               .product(name: "Logging", package: "swift-log")],
+                path: "Agent/Sources/LariatAgent", swiftSettings: strict),
+        .executableTarget(name: "lariat-agent",
+                          dependencies: ["LariatAgent",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Agent/Sources/lariat-agent", swiftSettings: strict),
+        .executableTarget(name: "lariat-bench",
+                          dependencies: ["LariatRuntime", "LariatProtocol",
+                                         .product(name: "Histogram", package: "hdrhistogram-swift"),
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "perf/Sources/lariat-bench", swiftSettings: strict),
+
+        .testTarget(name: "LariatProtocolTests", dependencies: ["LariatProtocol"],
+                    path: "Tests/LariatProtocolTests",
+                    swiftSettings: strict),
+        .testTarget(name: "LariatHTTPTests", dependencies: ["LariatHTTP"],
+                    path: "Tests/LariatHTTPTests", swiftSettings: strict),
+        .testTarget(name: "LariatRuntimeTests", dependencies: ["LariatRuntime"],
+                    path: "Tests/LariatRuntimeTests", swiftSettings: strict),
+        .testTarget(name: "EndToEndTests", dependencies: ["LariatRuntime"],
+                    path: "Tests/EndToEndTests", swiftSettings: strict),
+    ]
+)

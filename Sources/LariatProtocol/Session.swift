@@ -1,0 +1,413 @@
+/// One multiplexed tunnel session: the protocol engine between the transport (bytes in via
+/// `receive`, bytes out via `produce`) and the application (stream calls and delegate events).
+/// It performs no I/O and reads no clock: the runtime passes `now` in, so tests drive it with
+/// plain byte arrays and a fake clock.
+///
+/// Not thread-safe: a session lives on one event-loop thread.
+public final class Session {
+    public enum State: Equatable, Sendable {
+        case handshaking
+        case established
+        /// GOAWAY sent or received: existing streams finish, no new ones.
+        case draining
+        case ended
+    }
+
+    public let config: SessionConfig
+    public let isClient: Bool
+    public internal(set) var state: State = .handshaking
+    public internal(set) var hello: Hello?
+    public internal(set) var welcome: Welcome?
+    /// Smoothed round-trip time, 0 until measured.
+    public internal(set) var smoothedRTT: UInt64 = 0
+    public internal(set) var stats = SessionStats()
+
+    unowned(unsafe) let delegate: any SessionDelegate
+
+    // Negotiated parameters.
+    var peerMaxFramePayload = ProtocolLimits.minMaxFramePayload
+    var compressionEnabled = false
+    var autoTuning = false
+    var initialPeerWindow = 0 // the peer's per-stream receive window
+
+    // Streams.
+    var slots: [StreamRecord] = []
+    var freeSlots: [Int32] = []
+    var index: [UInt32: Int32] = [:]
+    var nextLocalID: UInt32
+    var highestPeerID: UInt32 = 0
+    var pendingAccepts = 0
+    var ready: (control: ReadyQueue, interactive: ReadyQueue, bulk: ReadyQueue)
+    var sendPool: SendBufferPool
+
+    // Session-level flow control.
+    var sessionSendCredit = 0
+    var sessionRecvCredit = 0
+    var sessionDelivered = 0
+    var sessionUnannounced = 0
+
+    // Output.
+    var control = ControlQueue()
+    var outputAnnounced = false
+    var writableNotices: [UInt32] = []
+
+    // Input.
+    var decoder: FrameDecoder
+    let scratch: UnsafeMutableRawPointer
+
+    // Liveness.
+    var now: UInt64 = 0
+    var startedAt: UInt64 = 0
+    var lastReceivedAt: UInt64 = 0
+    var pingOutstandingSince: UInt64 = 0
+    var pingInterval: UInt64
+    var localGoAway = false
+    var peerGoAway = false
+
+    public init(role: SessionRole, config: SessionConfig = SessionConfig(), delegate: any SessionDelegate, now: UInt64) {
+        self.config = config
+        self.delegate = delegate
+        self.pingInterval = config.pingIntervalNanos
+        let capacity = config.maxStreams + 1
+        ready = (ReadyQueue(capacity: capacity), ReadyQueue(capacity: capacity), ReadyQueue(capacity: capacity))
+        sendPool = SendBufferPool(blockSize: config.sendBufferSize, keep: 64)
+        // Before the handshake only HELLO/WELCOME/GOAWAY are legal; they fit the minimum size.
+        decoder = FrameDecoder(maxPayload: ProtocolLimits.minMaxFramePayload, capacityLimit: config.maxFramePayload)
+        scratch = .allocate(byteCount: config.maxFramePayload, alignment: 16)
+        writableNotices.reserveCapacity(64)
+        self.now = now
+        startedAt = now
+        lastReceivedAt = now
+        switch role {
+        case .client(var hello):
+            isClient = true
+            nextLocalID = 1
+            hello.initialStreamWindow = UInt32(config.initialStreamWindow)
+            hello.sessionWindow = UInt32(config.sessionWindow)
+            hello.maxFramePayload = UInt32(config.maxFramePayload)
+            hello.maxStreams = UInt32(config.maxStreams)
+            if !config.compression { hello.capabilities.remove(.lz4) }
+            self.hello = hello
+            control.append(frame: .hello(hello))
+        case .server:
+            isClient = false
+            nextLocalID = 2
+        }
+    }
+
+    deinit {
+        for i in slots.indices { slots[i].sendBuffer.release(to: &sendPool) }
+        sendPool.drain()
+        scratch.deallocate()
+        ready.control.deallocate(); ready.interactive.deallocate(); ready.bulk.deallocate()
+    }
+
+    // MARK: Streams, the application's side
+
+    public var streamCount: Int { index.count }
+
+    /// Opens a stream to `target` (e.g. "tcp:10.0.0.5:6443", "k8s-api"). Data written before
+    /// the peer accepts is buffered and sent after OPEN_OK.
+    public func open(target: String, streamClass: StreamClass = .bulk) throws(SessionError) -> UInt32 {
+        switch state {
+        case .handshaking: throw .notEstablished
+        case .draining: throw .goingAway
+        case .ended: throw .closed
+        case .established: break
+        }
+        guard index.count < config.maxStreams else { throw .tooManyStreams }
+        guard nextLocalID <= ProtocolLimits.maxStreamID - 2 else { throw .streamIDsExhausted }
+        let id = nextLocalID
+        nextLocalID += 2
+        var r = StreamRecord(id: id, streamClass: streamClass, phase: .opening)
+        r.recvWindow = config.initialStreamWindow
+        r.recvCredit = config.initialStreamWindow
+        r.lastWindowUpdateAt = now
+        insert(r)
+        control.append(frame: .open(stream: id, streamClass: streamClass, window: UInt32(r.recvWindow), target: target))
+        stats.streamsOpened += 1
+        announceOutput()
+        return id
+    }
+
+    /// Accepts a stream the peer asked for (after the target was reached).
+    public func accept(_ id: UInt32) {
+        guard let s = slot(id), slots[s].phase == .awaitingAccept else { return }
+        pendingAccepts -= 1
+        slots[s].phase = .open
+        slots[s].recvWindow = config.initialStreamWindow
+        slots[s].recvCredit = config.initialStreamWindow
+        slots[s].lastWindowUpdateAt = now
+        slots[s].sendCredit = initialPeerWindow
+        control.append(frame: .openOK(stream: id, window: UInt32(config.initialStreamWindow)))
+        schedule(s)
+        announceOutput()
+    }
+
+    /// Refuses a stream the peer asked for.
+    public func refuse(_ id: UInt32, code: ErrorCode, message: String) {
+        guard let s = slot(id), slots[s].phase == .awaitingAccept else { return }
+        pendingAccepts -= 1
+        control.append(frame: .openFail(stream: id, code: code, message: String(message.utf8.prefix(ProtocolLimits.maxReasonLength))!))
+        remove(s)
+        announceOutput()
+    }
+
+    /// Free space in the stream's send buffer.
+    public func sendSpace(_ id: UInt32) -> Int {
+        guard let s = slot(id), !slots[s].finishRequested else { return 0 }
+        return config.sendBufferSize - slots[s].sendBuffer.count
+    }
+
+    /// Queues bytes on a stream; returns how many were taken (all of them while `sendSpace`
+    /// allows). When the buffer is left with less than a frame of room, `streamWritable`
+    /// follows once it drains, so the caller can stop reading its source until then.
+    @discardableResult
+    public func write(_ id: UInt32, _ bytes: UnsafeRawBufferPointer) -> Int {
+        guard state != .ended, let s = slot(id), !slots[s].finishRequested else { return 0 }
+        let n = slots[s].sendBuffer.append(bytes, capacity: config.sendBufferSize, pool: &sendPool)
+        if config.sendBufferSize - slots[s].sendBuffer.count < config.sendBufferSize / 2 {
+            slots[s].writableWanted = true
+        }
+        if n > 0 { schedule(s); announceOutput() }
+        return n
+    }
+
+    /// True when the stream's buffer is past its high-water mark: stop feeding it until
+    /// `streamWritable`.
+    public func isSendBufferFull(_ id: UInt32) -> Bool {
+        guard let s = slot(id) else { return true }
+        return config.sendBufferSize - slots[s].sendBuffer.count < config.sendBufferSize / 2
+    }
+
+    /// Half-closes our direction: FIN follows the buffered bytes.
+    public func finish(_ id: UInt32) {
+        guard state != .ended, let s = slot(id), !slots[s].finishRequested else { return }
+        slots[s].finishRequested = true
+        schedule(s)
+        announceOutput()
+    }
+
+    /// Abandons a stream in both directions; frames for it that are still in flight are ignored.
+    public func reset(_ id: UInt32, code: ErrorCode = .cancel, message: String = "") {
+        guard state != .ended, let s = slot(id) else { return }
+        if slots[s].phase == .awaitingAccept { pendingAccepts -= 1 }
+        control.append(frame: .reset(stream: id, code: code, message: String(message.utf8.prefix(ProtocolLimits.maxReasonLength))!))
+        stats.streamsReset += 1
+        remove(s)
+        announceOutput()
+    }
+
+    /// The application has disposed of `count` bytes delivered on `id`: return the credit.
+    public func consumed(_ id: UInt32, _ count: Int) {
+        // A stream that is gone already returned its undelivered credit in `remove`.
+        guard count > 0, let s = slot(id) else { return }
+        let n = min(count, slots[s].delivered)
+        sessionDelivered -= n
+        sessionUnannounced += n
+        slots[s].delivered -= n
+        slots[s].unannounced += n
+        if !slots[s].remoteFinished, slots[s].unannounced >= slots[s].recvWindow / 2 { sendStreamWindow(s) }
+        if sessionUnannounced >= config.sessionWindow / 4 { sendSessionWindow() }
+    }
+
+    // MARK: Session control
+
+    /// Starts draining: tells the peer to open nothing new; existing streams finish.
+    public func goAway(code: ErrorCode = .goingAway, reason: String = "") {
+        guard state == .established || state == .draining, !localGoAway else { return }
+        localGoAway = true
+        state = .draining
+        control.append(frame: .goAway(lastStreamID: highestPeerID, code: code, reason: reason))
+        announceOutput()
+        endIfDrained()
+    }
+
+    /// Ends the session now: sends GOAWAY with `code`, resets every stream locally.
+    public func close(code: ErrorCode = .noError, reason: String = "") {
+        guard state != .ended else { return }
+        if state != .handshaking || !isClient {
+            control.append(frame: .goAway(lastStreamID: highestPeerID, code: code, reason: reason))
+            announceOutput()
+        }
+        end(.closed, streamCode: code == .noError ? .cancel : code, message: reason.isEmpty ? "session closed" : reason)
+    }
+
+    /// The transport failed or closed; every stream ends with CANCEL.
+    public func transportClosed(_ why: String) {
+        guard state != .ended else { return }
+        end(.transportClosed(why), streamCode: .cancel, message: "tunnel connection lost: \(why)")
+    }
+
+    /// Sends a PING now (RTT measurement); liveness pings are automatic in `tick`.
+    public func ping() {
+        guard state == .established || state == .draining else { return }
+        control.append(frame: .ping(opaque: now))
+        if pingOutstandingSince == 0 { pingOutstandingSince = now }
+        announceOutput()
+    }
+
+    /// Drives timers: keepalive PINGs, idle timeout, handshake timeout.
+    public func tick(now: UInt64) {
+        self.now = now
+        switch state {
+        case .ended: return
+        case .handshaking:
+            if now &- startedAt > config.handshakeTimeoutNanos {
+                fail(ProtocolViolation(.timeout, "handshake not completed within \(config.handshakeTimeoutNanos / 1_000_000) ms"))
+            }
+        case .established, .draining:
+            let silent = now &- lastReceivedAt
+            if silent > config.idleTimeoutNanos {
+                fail(ProtocolViolation(.timeout, "peer silent for \(silent / 1_000_000) ms"))
+            } else if silent >= pingInterval, pingOutstandingSince == 0 {
+                ping()
+            }
+        }
+    }
+
+    /// Whether `produce` would return bytes now.
+    public var hasOutput: Bool {
+        if !control.isEmpty { return true }
+        guard state != .ended, sessionSendCredit > 0 else { return false }
+        return !ready.control.isEmpty || !ready.interactive.isEmpty || !ready.bulk.isEmpty
+    }
+
+    // MARK: Internals shared by the receive and send halves
+
+    @inline(__always)
+    func slot(_ id: UInt32) -> Int? {
+        guard let s = index[id] else { return nil }
+        return Int(s)
+    }
+
+    func insert(_ r: StreamRecord) {
+        if let s = freeSlots.popLast() {
+            slots[Int(s)] = r
+            index[r.id] = s
+        } else {
+            slots.append(r)
+            index[r.id] = Int32(slots.count - 1)
+        }
+    }
+
+    /// Forgets a stream. Credit for bytes the application never consumed goes back to the
+    /// session window, so a reset stream cannot leak session credit.
+    func remove(_ s: Int) {
+        let r = slots[s]
+        if r.delivered > 0 {
+            sessionDelivered -= r.delivered
+            sessionUnannounced += r.delivered
+        }
+        slots[s].sendBuffer.release(to: &sendPool)
+        index[r.id] = nil
+        freeSlots.append(Int32(s))
+        endIfDrained()
+    }
+
+    func announceOutput() {
+        guard !outputAnnounced, state != .ended || !control.isEmpty else { return }
+        outputAnnounced = true
+        delegate.sessionHasOutput(self)
+    }
+
+    /// Puts a stream on its class's ready queue if it has something to send.
+    func schedule(_ s: Int) {
+        let r = slots[s]
+        guard !r.queued, r.phase == .open, !r.finSent else { return }
+        let hasData = !r.sendBuffer.isEmpty && r.sendCredit > 0
+        let finDue = r.finishRequested && r.sendBuffer.isEmpty
+        guard hasData || finDue else { return }
+        slots[s].queued = true
+        switch r.streamClass {
+        case .control: ready.control.push(r.id)
+        case .interactive: ready.interactive.push(r.id)
+        case .bulk: ready.bulk.push(r.id)
+        }
+    }
+
+    func sendStreamWindow(_ s: Int) {
+        var grant = slots[s].unannounced
+        guard grant > 0 else { return }
+        var window = slots[s].recvWindow
+        let underPressure = sessionDelivered * 2 > config.sessionWindow
+        if underPressure {
+            // Shrink: withhold part of the grant so the peer's credit falls to a smaller window.
+            let target = max(config.minStreamWindow, window / 2)
+            let cut = min(window - target, grant)
+            grant -= cut
+            window -= cut
+        } else if autoTuning, window < config.maxStreamWindow, smoothedRTT > 0,
+                  now &- slots[s].lastWindowUpdateAt < 2 * smoothedRTT {
+            // The peer used up half a window in under two round trips: the window, not the
+            // path, is the bottleneck. Double it toward the bandwidth-delay product.
+            let grown = min(window * 2, config.maxStreamWindow)
+            grant += grown - window
+            window = grown
+            stats.windowGrowths += 1
+        }
+        slots[s].recvWindow = window
+        slots[s].unannounced = 0
+        slots[s].lastWindowUpdateAt = now
+        guard grant > 0 else { return }
+        slots[s].recvCredit += grant
+        control.appendWindow(stream: slots[s].id, increment: UInt32(grant))
+        announceOutput()
+    }
+
+    func sendSessionWindow() {
+        let grant = sessionUnannounced
+        guard grant > 0, state != .ended else { return }
+        sessionUnannounced = 0
+        sessionRecvCredit += grant
+        control.appendWindow(stream: 0, increment: UInt32(grant))
+        announceOutput()
+    }
+
+    /// A fatal violation: GOAWAY with its code, then every stream ends.
+    func fail(_ v: ProtocolViolation) {
+        guard state != .ended else { return }
+        stats.protocolErrors += 1
+        control.append(frame: .goAway(lastStreamID: highestPeerID, code: v.code, reason: String(v.message.utf8.prefix(ProtocolLimits.maxReasonLength))!))
+        announceOutput()
+        end(.localError(v), streamCode: v.code, message: v.message)
+    }
+
+    func end(_ why: SessionEnd, streamCode: ErrorCode, message: String) {
+        state = .ended
+        let ids = index.keys.sorted()
+        for id in ids {
+            guard let s = slot(id) else { continue }
+            let phase = slots[s].phase
+            remove(s)
+            if phase == .opening {
+                delegate.session(self, streamOpenFailed: id, code: streamCode, message: message)
+            } else {
+                delegate.session(self, streamReset: id, code: streamCode, message: message)
+            }
+        }
+        ready.control.removeAll(); ready.interactive.removeAll(); ready.bulk.removeAll()
+        delegate.session(self, ended: why)
+    }
+
+    func endIfDrained() {
+        guard state == .draining, index.isEmpty, localGoAway || peerGoAway else { return }
+        end(.closed, streamCode: .cancel, message: "drained")
+    }
+}
+
+/// Counters for metrics and tests.
+public struct SessionStats: Sendable, Equatable {
+    public var framesReceived = 0
+    public var framesSent = 0
+    public var dataBytesSent = 0
+    public var dataBytesReceived = 0
+    public var wireDataBytesSent = 0
+    public var compressedFramesSent = 0
+    public var streamsOpened = 0
+    public var streamsAccepted = 0
+    public var streamsReset = 0
+    public var protocolErrors = 0
+    public var windowGrowths = 0
+    public var ignoredFrames = 0
+}
