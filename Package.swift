@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "lariat-hub", targets: ["lariat-hub"]),
         .executable(name: "lariat-agent", targets: ["lariat-agent"]),
         .executable(name: "lariat-bench", targets: ["lariat-bench"]),
+        .executable(name: "lariat-corebench", targets: ["lariat-corebench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -65,6 +66,9 @@ let package = Package(
                                          .product(name: "Histogram", package: "hdrhistogram-swift"),
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "perf/Sources/lariat-bench", swiftSettings: strict),
+        // In-process protocol benchmark: no sockets, so callgrind counts only our code.
+        .executableTarget(name: "lariat-corebench", dependencies: ["LariatProtocol"],
+                          path: "perf/Sources/lariat-corebench", swiftSettings: strict),
 
         .testTarget(name: "LariatProtocolTests", dependencies: ["LariatProtocol"],
                     path: "Tests/LariatProtocolTests",
