@@ -44,9 +44,14 @@ let package = Package(
                 dependencies: ["CLibUV", "COpenSSL", "LariatProtocol", "LariatHTTP",
                                .product(name: "Logging", package: "swift-log")],
                 path: "Sources/LariatRuntime", swiftSettings: strict),
+        // A protocol session carried over WebSocket on a byte stream, and the bridges between
+        // its streams and sockets: what hub and agent share.
+        .target(name: "LariatTunnel",
+                dependencies: ["LariatRuntime", "LariatProtocol", "LariatHTTP"],
+                path: "Sources/LariatTunnel", swiftSettings: strict),
 
         .target(name: "LariatHub",
-                dependencies: ["LariatRuntime", "LariatProtocol", "LariatHTTP",
+                dependencies: ["LariatTunnel", "LariatRuntime", "LariatProtocol", "LariatHTTP",
                                .product(name: "Logging", package: "swift-log")],
                 path: "Hub/Sources/LariatHub", swiftSettings: strict),
         .executableTarget(name: "lariat-hub",
@@ -54,7 +59,7 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Hub/Sources/lariat-hub", swiftSettings: strict),
         .target(name: "LariatAgent",
-                dependencies: ["LariatRuntime", "LariatProtocol", "LariatHTTP",
+                dependencies: ["LariatTunnel", "LariatRuntime", "LariatProtocol", "LariatHTTP",
                                .product(name: "Logging", package: "swift-log")],
                 path: "Agent/Sources/LariatAgent", swiftSettings: strict),
         .executableTarget(name: "lariat-agent",
@@ -77,7 +82,9 @@ let package = Package(
                     path: "Tests/LariatHTTPTests", swiftSettings: strict),
         .testTarget(name: "LariatRuntimeTests", dependencies: ["LariatRuntime"],
                     path: "Tests/LariatRuntimeTests", swiftSettings: strict),
-        .testTarget(name: "EndToEndTests", dependencies: ["LariatRuntime"],
+        .testTarget(name: "AgentTests", dependencies: ["LariatAgent"],
+                    path: "Tests/AgentTests", swiftSettings: strict),
+        .testTarget(name: "EndToEndTests", dependencies: ["LariatTunnel", "LariatRuntime"],
                     path: "Tests/EndToEndTests", swiftSettings: strict),
     ]
 )

@@ -1,0 +1,56 @@
+import LariatProtocol
+import LariatRuntime
+
+/// Everything `lariat-hub serve` can be told.
+public struct HubConfiguration: Sendable {
+    public var listenHost = "0.0.0.0"
+    public var listenPort = 8443
+    /// Holds the CA, the serving certificate, the cluster store and the admin token.
+    public var dataDirectory = "./lariat-data"
+    /// Worker loops; accepted connections are spread across them.
+    public var loops = LoopGroup.coreCount
+    /// Extra DNS names / IPs for the serving certificate (localhost and 127.0.0.1 are always in).
+    public var serverNames: [String] = []
+    public var forwards: [ForwardSpec] = []
+    /// How long a draining hub waits for open streams before it exits anyway.
+    public var drainTimeoutMilliseconds: UInt64 = 10_000
+    public var session = SessionConfig()
+    /// On first start with no clusters, create this one and print its token.
+    public var bootstrapCluster: String? = "local"
+
+    public init() {}
+}
+
+/// `LISTEN_HOST:PORT=CLUSTER/TARGET`: a hub-side TCP listener whose connections are carried to
+/// TARGET through an agent of CLUSTER. TARGET is `HOST:PORT`, or any tunnel target form
+/// (`tcp:HOST:PORT`, `k8s-api`, `svc:NS/NAME:PORT`).
+public struct ForwardSpec: Sendable, Equatable, CustomStringConvertible {
+    public var listenHost: String
+    public var listenPort: Int
+    public var cluster: String
+    public var target: String
+
+    public init(listenHost: String, listenPort: Int, cluster: String, target: String) {
+        self.listenHost = listenHost
+        self.listenPort = listenPort
+        self.cluster = cluster
+        self.target = target
+    }
+
+    public init?(parsing s: String) {
+        guard let eq = s.firstIndex(of: "=") else { return nil }
+        let listen = s[..<eq]
+        let rest = s[s.index(after: eq)...]
+        guard let slash = rest.firstIndex(of: "/") else { return nil }
+        let cluster = String(rest[..<slash])
+        var target = String(rest[rest.index(after: slash)...])
+        guard !cluster.isEmpty, let (host, port) = TunnelTargetSyntax.hostPort(listen) else { return nil }
+        if TunnelTargetSyntax.isTarget(target) == false {
+            guard TunnelTargetSyntax.hostPort(target) != nil else { return nil }
+            target = "tcp:" + target
+        }
+        self.init(listenHost: host, listenPort: port, cluster: cluster, target: target)
+    }
+
+    public var description: String { "\(listenHost):\(listenPort)=\(cluster)/\(target)" }
+}

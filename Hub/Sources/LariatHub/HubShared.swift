@@ -1,0 +1,40 @@
+import Logging
+import LariatRuntime
+import Synchronization
+
+/// State every loop of the hub reads: immutable configuration and credentials, plus the
+/// thread-safe store and registry.
+final class HubShared: Sendable {
+    let configuration: HubConfiguration
+    let store: ClusterStore
+    let registry: AgentRegistry
+    let tls: TLSContext
+    let caPEM: String
+    let caChecksum: String
+    let adminTokenSHA256: String
+    let logger: Logger
+    private let draining = Atomic<Bool>(false)
+    private let cursor = Atomic<Int>(0)
+
+    init(configuration: HubConfiguration, store: ClusterStore, registry: AgentRegistry, tls: TLSContext,
+         caPEM: String, adminTokenSHA256: String, logger: Logger) {
+        self.configuration = configuration
+        self.store = store
+        self.registry = registry
+        self.tls = tls
+        self.caPEM = caPEM
+        self.caChecksum = Digest.sha256Hex(caPEM)
+        self.adminTokenSHA256 = adminTokenSHA256
+        self.logger = logger
+    }
+
+    var isDraining: Bool { draining.load(ordering: .relaxed) }
+    func startDraining() { draining.store(true, ordering: .relaxed) }
+    /// Round-robin choice of the worker for a new connection.
+    func nextWorker(of count: Int) -> Int { cursor.wrappingAdd(1, ordering: .relaxed).oldValue % count }
+
+    func isAdmin(_ bearer: String?) -> Bool {
+        guard let bearer else { return false }
+        return Digest.constantTimeEquals(Array(Digest.sha256Hex(bearer).utf8), Array(adminTokenSHA256.utf8))
+    }
+}

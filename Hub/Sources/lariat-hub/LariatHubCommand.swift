@@ -1,0 +1,149 @@
+import ArgumentParser
+import Foundation
+import LariatHub
+import LariatRuntime
+import Logging
+
+@main
+struct LariatHubCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lariat-hub",
+        abstract: "The Lariat hub: accepts agent tunnels and carries traffic to the clusters behind them.",
+        subcommands: [Serve.self, Cluster.self],
+        defaultSubcommand: Serve.self)
+}
+
+struct CommonOptions: ParsableArguments {
+    @Option(name: .long, help: "Data folder: CA, serving certificate, cluster store, admin token.")
+    var data: String = ProcessInfo.processInfo.environment["LARIAT_DATA"] ?? "./lariat-data"
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: String = ProcessInfo.processInfo.environment["LARIAT_LOG_LEVEL"] ?? "info"
+
+    func makeLogger() -> Logger {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        var logger = Logger(label: "lariat-hub")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        return logger
+    }
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the hub (the default).")
+
+    @OptionGroup var common: CommonOptions
+
+    @Option(name: .long, help: "HOST:PORT for HTTPS (agents, health, API). Port 0 picks a free port.")
+    var listen: String = ProcessInfo.processInfo.environment["LARIAT_LISTEN"] ?? "0.0.0.0:8443"
+
+    @Option(name: .long, help: "Worker loops (default: one per core).")
+    var loops: Int = LoopGroup.coreCount
+
+    @Option(name: .long, help: "Extra DNS name or IP for the serving certificate (repeatable).")
+    var serverName: [String] = []
+
+    @Option(name: .long, help: "Forward LISTEN_HOST:PORT=CLUSTER/TARGET (TARGET: HOST:PORT, k8s-api, svc:NS/NAME:PORT). Repeatable.")
+    var forward: [String] = []
+
+    @Option(name: .long, help: "Seconds to wait for open streams when shutting down.")
+    var drainTimeout: Double = 10
+
+    @Option(name: .long, help: "Write the chosen HTTPS port to this file once listening (for scripts and tests).")
+    var portFile: String?
+
+    @Flag(name: .long, help: "Disable LZ4 compression on tunnels.")
+    var noCompression = false
+
+    func run() throws {
+        let logger = common.makeLogger()
+        var config = HubConfiguration()
+        config.dataDirectory = common.data
+        guard let (host, port) = parseHostPort(listen) else {
+            throw ValidationError("--listen must be HOST:PORT, got \"\(listen)\"")
+        }
+        config.listenHost = host
+        config.listenPort = port
+        config.loops = loops
+        config.serverNames = serverName
+        config.drainTimeoutMilliseconds = UInt64(drainTimeout * 1000)
+        config.session.compression = !noCompression
+        for f in forward {
+            guard let spec = ForwardSpec(parsing: f) else {
+                throw ValidationError("--forward must be LISTEN_HOST:PORT=CLUSTER/TARGET, got \"\(f)\"")
+            }
+            config.forwards.append(spec)
+        }
+        let hub: Hub
+        do {
+            hub = try Hub(configuration: config, logger: logger)
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(1)
+        }
+        logger.info("listening on https://\(host):\(hub.port) with \(config.loops) worker loop(s); data in \(config.dataDirectory)")
+        logger.info("CA checksum (agents pin this with --ca-checksum): \(hub.caChecksum)")
+        if let token = hub.bootstrapToken, let name = config.bootstrapCluster {
+            logger.notice("created cluster \"\(name)\"; its registration token is in \(config.dataDirectory)/\(name).token")
+            print("""
+
+            Connect an agent of cluster "\(name)" with:
+
+              lariat-agent --server https://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(hub.port) --cluster \(name) \\
+                --token \(token) \\
+                --ca-checksum \(hub.caChecksum)
+
+            """)
+        }
+        if let portFile {
+            FileManager.default.createFile(atPath: portFile, contents: Data("\(hub.port)\n".utf8))
+        }
+        for (spec, p) in zip(config.forwards, hub.forwardPorts) where spec.listenPort == 0 {
+            logger.info("forward \(spec) is listening on port \(p)")
+        }
+        try hub.run()
+        logger.info("stopped")
+    }
+}
+
+struct Cluster: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage clusters in the hub's store.", subcommands: [Create.self, List.self, RotateToken.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a cluster and print its registration token.")
+        @OptionGroup var common: CommonOptions
+        @Argument var name: String
+        func run() throws {
+            let store = try ClusterStore(directory: common.data)
+            do { print(try store.createCluster(name)) } catch let e as StoreError {
+                throw ValidationError(e.description)
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List clusters.")
+        @OptionGroup var common: CommonOptions
+        func run() throws {
+            for c in try ClusterStore(directory: common.data).clusters { print("\(c.name)\t\(c.createdAt)") }
+        }
+    }
+
+    struct RotateToken: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rotate-token", abstract: "Issue a new token for a cluster.")
+        @OptionGroup var common: CommonOptions
+        @Argument var name: String
+        func run() throws {
+            do { print(try ClusterStore(directory: common.data).rotateToken(name)) } catch let e as StoreError {
+                throw ValidationError(e.description)
+            }
+        }
+    }
+}
+
+func parseHostPort(_ s: String) -> (String, Int)? {
+    guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+    var host = String(s[..<colon])
+    if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    return (host.isEmpty ? "0.0.0.0" : host, port)
+}

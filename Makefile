@@ -1,0 +1,45 @@
+# The two commands of the README:
+#   make hub    builds and runs the hub on its embedded store, ready for agents
+#   make test   runs every test
+# Both install missing system packages first.
+
+LISTEN ?= 0.0.0.0:8443
+DATA   ?= ./lariat-data
+
+.PHONY: hub test build release bench bench-quick corebench fuzz clean
+
+hub: release
+	.build/release/lariat-hub serve --listen $(LISTEN) --data $(DATA)
+
+test:
+	scripts/ensure-deps.sh build
+	swift build --build-tests
+	swift test --skip-build
+
+build:
+	scripts/ensure-deps.sh build
+	swift build
+
+release:
+	scripts/ensure-deps.sh build
+	swift build -c release --product lariat-hub
+	swift build -c release --product lariat-agent
+
+corebench:
+	scripts/ensure-deps.sh bench
+	perf/scripts/core-callgrind.sh
+
+bench:
+	scripts/ensure-deps.sh bench
+	perf/scripts/bench.sh full
+
+bench-quick:
+	scripts/ensure-deps.sh bench
+	perf/scripts/bench.sh quick
+
+fuzz:
+	scripts/ensure-deps.sh build
+	fuzz/run.sh 60
+
+clean:
+	rm -rf .build

@@ -1,0 +1,76 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A growable FIFO of bytes in one contiguous allocation: append at the tail, consume at the
+/// head. Used for write backlogs, so steady-state traffic reuses the same memory.
+///
+/// Memory does not move except inside `append`, so a pointer from `readable` stays valid until
+/// the next `append` (TCPConnection relies on this by never appending to the queue in flight).
+final class ByteQueue {
+    private var storage: UnsafeMutableRawPointer?
+    private var capacity = 0
+    private var head = 0
+    private var tail = 0
+    /// Capacity kept after `removeAll()`; bigger buffers are freed so idle connections stay small.
+    private let retainedCapacity: Int
+
+    init(retainedCapacity: Int = 256 * 1024) {
+        self.retainedCapacity = retainedCapacity
+    }
+
+    deinit {
+        free(storage)
+    }
+
+    var count: Int { tail - head }
+    var isEmpty: Bool { tail == head }
+
+    /// The unconsumed bytes.
+    var readable: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: storage.map { $0 + head }, count: tail - head)
+    }
+
+    func append(_ bytes: UnsafeRawBufferPointer) {
+        guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+        reserveTail(bytes.count)
+        (storage.unsafelyUnwrapped + tail).copyMemory(from: source, byteCount: bytes.count)
+        tail += bytes.count
+    }
+
+    func consume(_ n: Int) {
+        precondition(n <= count)
+        head += n
+        if head == tail { head = 0; tail = 0 }
+    }
+
+    func removeAll() {
+        head = 0
+        tail = 0
+        if capacity > retainedCapacity {
+            free(storage)
+            storage = nil
+            capacity = 0
+        }
+    }
+
+    /// Makes room for `extra` bytes after `tail`: slide live bytes to the front if that is
+    /// enough, otherwise grow geometrically.
+    private func reserveTail(_ extra: Int) {
+        if tail + extra <= capacity { return }
+        let live = tail - head
+        if head > 0 && live + extra <= capacity {
+            memmove(storage.unsafelyUnwrapped, storage.unsafelyUnwrapped + head, live)
+        } else {
+            var newCapacity = max(capacity * 2, 16 * 1024)
+            while newCapacity < live + extra { newCapacity *= 2 }
+            let grown = malloc(newCapacity)!
+            if live > 0 { grown.copyMemory(from: storage.unsafelyUnwrapped + head, byteCount: live) }
+            free(storage)
+            storage = grown
+            capacity = newCapacity
+        }
+        head = 0
+        tail = live
+    }
+}

@@ -1,0 +1,98 @@
+/// A bidirectional byte stream on one loop: plain TCP (`TCPConnection`) or TLS over a
+/// transport (`TLSConnection`). Tunnel code is written against this protocol so it runs the
+/// same over either. Loop-confined: call every method on the stream's loop thread.
+public protocol ByteStream: AnyObject {
+    var loop: UVLoop { get }
+
+    /// Installs the handler and starts reading. The stream holds the handler strongly until its
+    /// close callback has run. Calling it again replaces the handler (also from inside one of
+    /// the current handler's callbacks), so protocol phases can own the stream in turn
+    /// (CONNECT, TLS, HTTP upgrade, tunnel); reading is (re)started for the new handler.
+    func start(handler: any ByteStreamHandler)
+
+    /// Sends `bytes`. What cannot be handed to the kernel right away is copied into the stream's
+    /// write backlog (`bufferedWriteBytes`), so the caller's buffer may be reused on return.
+    /// Writes after `shutdownWrite()` or `close()` are dropped.
+    func write(_ bytes: UnsafeRawBufferPointer)
+
+    /// Bytes accepted by `write` but not yet handed to the kernel. Callers apply backpressure by
+    /// pausing their source above a threshold and resuming on `streamDidDrain`.
+    var bufferedWriteBytes: Int { get }
+
+    /// Stop / restart delivering `streamDidRead` (backpressure towards the peer).
+    func pauseReading()
+    func resumeReading()
+
+    /// Half-close: after every written byte has been sent, signal end-of-stream to the peer
+    /// (TCP FIN; TLS close_notify then FIN). Reading continues.
+    func shutdownWrite()
+
+    /// Closes now (unsent backlog is discarded). `streamDidClose` follows exactly once,
+    /// asynchronously. Idempotent.
+    func close()
+
+    /// Closes abruptly: TCP RST, no TLS close_notify, backlog discarded. For refusing or
+    /// aborting a connection so the peer sees an error rather than a clean end of stream.
+    /// `streamDidClose` follows exactly once, like `close()`.
+    func closeWithReset()
+
+    /// True from `close()` (or a fatal error) on.
+    var isClosed: Bool { get }
+}
+
+extension ByteStream {
+    /// Default for wrappers that have no abortive close of their own: a normal close.
+    public func closeWithReset() { close() }
+
+    public func write(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { write($0) }
+    }
+}
+
+/// Receives a stream's events, on its loop thread.
+public protocol ByteStreamHandler: AnyObject {
+    /// Incoming bytes. The buffer is the stream's own read buffer: valid only during this call.
+    func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer)
+
+    /// The peer finished sending (TCP FIN, or TLS close_notify). The stream stays open for
+    /// writing; the handler decides when to `close()`.
+    func streamDidReadEOF(_ stream: any ByteStream)
+
+    /// A fatal error. The stream closes itself right after this returns.
+    func streamDidFail(_ stream: any ByteStream, _ error: StreamError)
+
+    /// `bufferedWriteBytes` dropped back to zero after having been non-zero.
+    func streamDidDrain(_ stream: any ByteStream)
+
+    /// Final callback, exactly once; the stream then releases the handler.
+    func streamDidClose(_ stream: any ByteStream)
+}
+
+extension ByteStreamHandler {
+    public func streamDidFail(_ stream: any ByteStream, _ error: StreamError) {}
+    public func streamDidDrain(_ stream: any ByteStream) {}
+}
+
+/// Why a stream failed.
+public enum StreamError: Error, Sendable, CustomStringConvertible {
+    /// A socket-level error, named by libuv (`error.name`, e.g. "ECONNRESET").
+    case uv(UVError)
+    /// A TLS failure (handshake, certificate verification, protocol, truncation).
+    case tls(TLSError)
+
+    public var description: String {
+        switch self {
+        case .uv(let error): return error.description
+        case .tls(let error): return error.description
+        }
+    }
+}
+
+/// Stands in for "no handler yet / any more", so streams can keep a non-optional
+/// `unowned(unsafe)` reference for dispatch (no optional check, no ARC on the read path).
+final class DetachedStreamHandler: ByteStreamHandler, Sendable {
+    static let shared = DetachedStreamHandler()
+    func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) {}
+    func streamDidReadEOF(_ stream: any ByteStream) {}
+    func streamDidClose(_ stream: any ByteStream) {}
+}

@@ -1,0 +1,353 @@
+import CLibUV
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One TCP connection on one loop (accepted by `TCPListener` or made by `TCPConnection.connect`).
+///
+/// Read path: libuv reads into ONE preallocated 64 KiB buffer owned by the connection, which
+/// is handed to the handler as an `UnsafeRawBufferPointer`, so reading allocates nothing.
+///
+/// Write path: `uv_try_write` first (on a healthy socket the kernel takes everything, no copy).
+/// Only the remainder is copied into a backlog and sent by a single preallocated `uv_write_t`.
+/// Two queues alternate: the one in flight is never appended to, so the memory libuv is sending
+/// from never moves; the other collects new writes meanwhile.
+///
+/// Lifetime: the libuv handle holds a strong reference to this object from init until the close
+/// callback, so an open connection stays alive by itself. Every connection must be `close()`d
+/// (errors close it automatically).
+public final class TCPConnection: LoopHandleOwner, ByteStream {
+    public static let readBufferSize = 64 * 1024
+
+    public let loop: UVLoop
+    let handle: UnsafeMutablePointer<uv_tcp_t>
+    private let writeRequest: UnsafeMutablePointer<uv_write_t>
+    private let shutdownRequest: UnsafeMutablePointer<uv_shutdown_t>
+    private let connectRequest: UnsafeMutablePointer<uv_connect_t>
+    private let readBuffer: UnsafeMutableRawPointer
+
+    private var inFlight = ByteQueue()
+    private var backlog = ByteQueue()
+    private var writeInFlight = false
+
+    private enum State { case idle, connecting, open, closing, closed }
+    private enum WriteSide { case open, shutdownPending, shutdownSent }
+    private var state = State.idle
+    private var writeSide = WriteSide.open
+    private var wantsReading = false
+    private var isReading = false
+    private var receivedEOF = false
+
+    /// Keeps the handler alive; `handler` is what the hot path calls (no optional, no ARC).
+    /// Invariant: `handler` is `handlerOwner` or the shared detached handler.
+    private var handlerOwner: (any ByteStreamHandler)?
+    private unowned(unsafe) var handler: any ByteStreamHandler = DetachedStreamHandler.shared
+    /// A handler replaced by `start(handler:)`, released once no callback can be running in it.
+    private var retiredHandler: (any ByteStreamHandler)?
+    private var connectCompletion: ((UVError?) -> Void)?
+
+    /// Traffic counters (payload bytes), for metrics.
+    public private(set) var bytesReceived: UInt64 = 0
+    public private(set) var bytesSent: UInt64 = 0
+
+    init(loop: UVLoop) {
+        loop.assertConfined()
+        self.loop = loop
+        handle = .allocate(capacity: 1)
+        writeRequest = .allocate(capacity: 1)
+        shutdownRequest = .allocate(capacity: 1)
+        connectRequest = .allocate(capacity: 1)
+        readBuffer = .allocate(byteCount: Self.readBufferSize, alignment: 16)
+        super.init()
+        // uv_tcp_init without flags creates no socket yet, so it cannot fail.
+        let rc = uv_tcp_init(loop.raw, handle)
+        precondition(rc == 0, "uv_tcp_init failed: \(rc)")
+        _ = uv_tcp_nodelay(handle, 1)  // libuv remembers it and applies it once the socket exists
+        handle.pointee.data = retainedContext(self)
+        writeRequest.pointee.data = handle.pointee.data
+        shutdownRequest.pointee.data = handle.pointee.data
+        connectRequest.pointee.data = handle.pointee.data
+    }
+
+    deinit {
+        handle.deallocate()
+        writeRequest.deallocate()
+        shutdownRequest.deallocate()
+        connectRequest.deallocate()
+        readBuffer.deallocate()
+    }
+
+    public var isClosed: Bool { state == .closing || state == .closed }
+
+    public var bufferedWriteBytes: Int { inFlight.count + backlog.count }
+
+    public var localAddress: SocketAddress? { SocketAddress.of(handle, peer: false) }
+    public var remoteAddress: SocketAddress? { SocketAddress.of(handle, peer: true) }
+
+    // MARK: - Set-up (used by TCPListener and the connector)
+
+    /// Takes over an already-connected socket (see `TCPConnection.adopt`).
+    func open(fileDescriptor fd: Int32) -> Int32 {
+        let rc = uv_tcp_open(handle, uv_os_sock_t(fd))  // also makes the socket non-blocking
+        if rc == 0 {
+            state = .open
+            _ = uv_tcp_nodelay(handle, 1)
+        }
+        return rc
+    }
+
+    /// True for an open connection nobody has started or written to: safe to `detach()`.
+    var isUntouched: Bool { state == .open && handlerOwner == nil && !writeInFlight && backlog.isEmpty }
+
+    /// Completes `uv_accept` on a listening handle.
+    func accept(from server: UnsafeMutablePointer<uv_stream_t>) -> Int32 {
+        let rc = uv_accept(server, handle.asStream)
+        if rc == 0 {
+            state = .open
+            _ = uv_tcp_nodelay(handle, 1)
+        }
+        return rc
+    }
+
+    /// Connects to one resolved address; `completion` gets nil on success. Not called if the
+    /// connection is closed first (the connector handles timeouts by closing).
+    func connect(to address: SocketAddress, _ completion: @escaping (UVError?) -> Void) {
+        precondition(state == .idle)
+        state = .connecting
+        connectCompletion = completion
+        let rc = address.withSockaddr { sa in
+            uv_tcp_connect(connectRequest, handle, sa) { request, status in
+                withContext(request.unsafelyUnwrapped.pointee.data, as: TCPConnection.self) {
+                    $0.didConnect(status: status)
+                }
+            }
+        }
+        if rc < 0 {
+            // Immediate failure (bad address family, no fds): the caller still gets its one callback.
+            connectCompletion = nil
+            state = .idle
+            completion(UVError(code: rc, operation: "connect"))
+        }
+    }
+
+    private func didConnect(status: Int32) {
+        guard state == .connecting, let completion = connectCompletion else { return }
+        connectCompletion = nil
+        if status == 0 {
+            state = .open
+            completion(nil)
+        } else {
+            state = .idle
+            completion(UVError(code: status, operation: "connect"))
+        }
+    }
+
+    // MARK: - Socket options
+
+    /// Limits unsent data in the kernel send queue (TCP_NOTSENT_LOWAT), so the application, not
+    /// the kernel, decides what goes out next. Returns false if the option could not be set.
+    @discardableResult
+    public func setNotSentLowWatermark(_ bytes: Int) -> Bool {
+        var fd: uv_os_fd_t = -1
+        guard uv_fileno(handle.asHandle, &fd) == 0 else { return false }
+        return lariat_set_notsent_lowat(fd, Int32(bytes)) == 0
+    }
+
+    /// TCP keepalive with the given idle delay in seconds (0 disables).
+    @discardableResult
+    public func setKeepAlive(seconds: UInt32) -> Bool {
+        uv_tcp_keepalive(handle, seconds > 0 ? 1 : 0, seconds) == 0
+    }
+
+    // MARK: - Reading
+
+    public func start(handler: any ByteStreamHandler) {
+        // Calling again hands the stream to a new handler (proxy CONNECT → TLS → upgrade →
+        // tunnel each own it in turn).
+        guard !isClosed else { return }
+        // The previous handler may be inside one of its callbacks right now (dispatch holds it
+        // unowned(unsafe)): keep it alive until that dispatch has returned.
+        if let previous = handlerOwner { retiredHandler = previous }
+        handlerOwner = handler
+        self.handler = handler
+        wantsReading = true
+        startReadingIfPossible()
+    }
+
+    public func pauseReading() {
+        wantsReading = false
+        if isReading {
+            uv_read_stop(handle.asStream)
+            isReading = false
+        }
+    }
+
+    public func resumeReading() {
+        wantsReading = true
+        startReadingIfPossible()
+    }
+
+    private func startReadingIfPossible() {
+        guard state == .open, wantsReading, !isReading, !receivedEOF, handlerOwner != nil else { return }
+        let rc = uv_read_start(handle.asStream, { stream, _, buf in
+            // alloc_cb: always the same per-connection buffer.
+            withContext(stream.unsafelyUnwrapped.pointee.data, as: TCPConnection.self) { connection in
+                buf.unsafelyUnwrapped.pointee = uv_buf_t(
+                    base: connection.readBuffer.assumingMemoryBound(to: CChar.self),
+                    len: TCPConnection.readBufferSize)
+            }
+        }, { stream, nread, _ in
+            withContext(stream.unsafelyUnwrapped.pointee.data, as: TCPConnection.self) { $0.didRead(nread) }
+        })
+        if rc < 0 {
+            fail(UVError(code: rc, operation: "read_start"))
+        } else {
+            isReading = true
+        }
+    }
+
+    @inline(__always)
+    private func didRead(_ nread: Int) {
+        if nread > 0 {
+            bytesReceived &+= UInt64(nread)
+            handler.streamDidRead(self, UnsafeRawBufferPointer(start: readBuffer, count: nread))
+            if retiredHandler != nil { retiredHandler = nil }
+            return
+        }
+        if nread == 0 { return }  // EAGAIN: libuv just returns the buffer
+        isReading = false
+        if nread == Int(UV_EOF.rawValue) {
+            // libuv has stopped reading; the write side stays usable (half-close).
+            receivedEOF = true
+            handler.streamDidReadEOF(self)
+        } else {
+            fail(UVError(code: Int32(truncatingIfNeeded: nread), operation: "read"))
+        }
+    }
+
+    // MARK: - Writing
+
+    public func write(_ bytes: UnsafeRawBufferPointer) {
+        guard state == .open, writeSide == .open, let base = bytes.baseAddress, bytes.count > 0 else { return }
+        var offset = 0
+        if !writeInFlight && backlog.isEmpty {
+            var buf = makeUVBuf(base, bytes.count)
+            let n = uv_try_write(handle.asStream, &buf, 1)
+            if n >= 0 {
+                offset = Int(n)
+                bytesSent &+= UInt64(n)
+                if offset == bytes.count { return }
+            } else if n != UV_EAGAIN.rawValue {
+                fail(UVError(code: n, operation: "write"))
+                return
+            }
+        }
+        backlog.append(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+        if !writeInFlight { submitBacklog() }
+    }
+
+    /// Sends the whole backlog with the preallocated request; libuv keeps writing until done.
+    private func submitBacklog() {
+        swap(&inFlight, &backlog)
+        let pending = inFlight.readable
+        var buf = makeUVBuf(pending.baseAddress!, pending.count)
+        let rc = uv_write(writeRequest, handle.asStream, &buf, 1) { request, status in
+            withContext(request.unsafelyUnwrapped.pointee.data, as: TCPConnection.self) {
+                $0.didWrite(status: status)
+            }
+        }
+        if rc < 0 {
+            fail(UVError(code: rc, operation: "write"))
+            return
+        }
+        writeInFlight = true
+        // uv_shutdown is ordered after queued writes, so a pending half-close can go now.
+        if writeSide == .shutdownPending { sendShutdown() }
+    }
+
+    private func didWrite(status: Int32) {
+        writeInFlight = false
+        bytesSent &+= UInt64(inFlight.count)
+        inFlight.removeAll()
+        guard state == .open else { return }  // closing: the request was cancelled
+        if status < 0 {
+            fail(UVError(code: status, operation: "write"))
+        } else if !backlog.isEmpty {
+            submitBacklog()
+        } else {
+            handler.streamDidDrain(self)
+        }
+    }
+
+    // MARK: - Half-close and close
+
+    public func shutdownWrite() {
+        guard state == .open, writeSide == .open else { return }
+        writeSide = .shutdownPending
+        if backlog.isEmpty { sendShutdown() }  // else submitBacklog() sends it after the backlog
+    }
+
+    private func sendShutdown() {
+        writeSide = .shutdownSent
+        let rc = uv_shutdown(shutdownRequest, handle.asStream) { request, status in
+            withContext(request.unsafelyUnwrapped.pointee.data, as: TCPConnection.self) {
+                $0.didShutdown(status: status)
+            }
+        }
+        if rc < 0 { fail(UVError(code: rc, operation: "shutdown")) }
+    }
+
+    private func didShutdown(status: Int32) {
+        guard state == .open, status < 0 else { return }
+        fail(UVError(code: status, operation: "shutdown"))
+    }
+
+    override func closeForLoopShutdown() { close() }
+
+    public func close() {
+        guard !isClosed else { return }
+        state = .closing
+        isReading = false
+        uv_close(handle.asHandle, Self.closeCallback)
+    }
+
+    /// Closes with a TCP RST (SO_LINGER 0) instead of a FIN, discarding the backlog: for
+    /// refusing or aborting a connection so the peer sees an error, not a clean end.
+    public func closeWithReset() {
+        guard !isClosed else { return }
+        if state == .open {
+            state = .closing
+            isReading = false
+            if uv_tcp_close_reset(handle, Self.closeCallback) == 0 { return }
+            state = .open  // e.g. a shutdown is in progress: fall back to a normal close
+        }
+        close()
+    }
+
+    private static let closeCallback: uv_close_cb = { handle in
+        let data = handle.unsafelyUnwrapped.pointee.data
+        withContext(data, as: TCPConnection.self) { $0.didClose() }
+        releaseContext(data, as: TCPConnection.self)
+    }
+
+    private func didClose() {
+        state = .closed
+        connectCompletion = nil
+        inFlight.removeAll()
+        backlog.removeAll()
+        let owner = handlerOwner
+        handler = DetachedStreamHandler.shared
+        handlerOwner = nil
+        owner?.streamDidClose(self)
+        retiredHandler = nil
+    }
+
+    /// Reports a fatal error to the handler, then closes.
+    private func fail(_ error: UVError) {
+        guard !isClosed else { return }
+        if let owner = handlerOwner {
+            owner.streamDidFail(self, .uv(error))
+        }
+        close()
+    }
+}

@@ -1,0 +1,302 @@
+/// TLS over any `ByteStream` (normally a `TCPConnection`), presented as a `ByteStream` of
+/// plaintext with the same semantics: bytes in, write, backpressure, half-close, close.
+///
+/// Data path: transport bytes are fed to the `TLSEngine`, decrypted into a per-connection
+/// plaintext buffer and handed to the handler; writes are encrypted a record (16 KiB) at a time
+/// and the ciphertext is drained through a per-connection scratch buffer into the transport, so
+/// the engine's write BIO never grows large. Nothing is allocated per read or per write once the
+/// backlog queues have warmed up.
+///
+/// Writes before the handshake completes are queued and sent right after it.
+public final class TLSConnection: ByteStream {
+    static let plaintextBufferSize = 32 * 1024
+    static let ciphertextScratchSize = 32 * 1024
+    /// One full TLS record per SSL_write keeps records maximal and the write BIO small.
+    static let recordSize = 16 * 1024
+
+    public let transport: any ByteStream
+    public let engine: TLSEngine
+    public var loop: UVLoop { transport.loop }
+
+    /// Called once when the handshake completes (before any plaintext is delivered): the place
+    /// to inspect `engine.protocolVersion` or the peer chain. May close the connection.
+    public var onHandshakeComplete: ((TLSConnection) -> Void)?
+
+    private let plaintext: UnsafeMutableRawBufferPointer
+    private let ciphertext: UnsafeMutableRawBufferPointer
+    private let earlyWrites = ByteQueue()
+
+    /// Same ownership scheme as TCPConnection: `handler` is `handlerOwner` or the detached one.
+    private var handlerOwner: (any ByteStreamHandler)?
+    private unowned(unsafe) var handler: any ByteStreamHandler = DetachedStreamHandler.shared
+    /// A handler replaced by `start(handler:)`, released once no callback can be running in it.
+    private var retiredHandler: (any ByteStreamHandler)?
+
+    private enum WriteSide { case open, shutdownPending, shutdownSent }
+    private var writeSide = WriteSide.open
+    private var started = false
+    private var closing = false
+    private var readPaused = false
+    /// Re-entrancy guard: a handler calling resumeReading() inside streamDidRead must not
+    /// start a nested decrypt loop (the outer loop simply continues).
+    private var processing = false
+    private var receivedCloseNotify = false
+    private var transportEOF = false
+
+    /// Wraps `transport` (not yet started). Clients pass the `serverName` to send as SNI and to
+    /// verify; servers pass nil.
+    public init(transport: any ByteStream, context: TLSContext, serverName: String? = nil) throws(TLSError) {
+        self.transport = transport
+        engine = try TLSEngine(context: context, serverName: serverName)
+        plaintext = .allocate(byteCount: Self.plaintextBufferSize, alignment: 16)
+        ciphertext = .allocate(byteCount: Self.ciphertextScratchSize, alignment: 16)
+    }
+
+    deinit {
+        plaintext.deallocate()
+        ciphertext.deallocate()
+    }
+
+    public var isClosed: Bool { closing }
+    public var isHandshakeComplete: Bool { engine.isHandshakeComplete }
+    public var bufferedWriteBytes: Int { earlyWrites.count + transport.bufferedWriteBytes }
+
+    // MARK: - ByteStream
+
+    public func start(handler: any ByteStreamHandler) {
+        guard !closing else { return }
+        // The previous handler may be inside one of its callbacks right now (dispatch holds it
+        // unowned(unsafe)): keep it alive until that dispatch has returned.
+        if let previous = handlerOwner { retiredHandler = previous }
+        handlerOwner = handler
+        self.handler = handler
+        // A second call only hands the plaintext stream to a new handler (and resumes reading,
+        // like TCPConnection).
+        guard !started else {
+            if readPaused { resumeReading() }
+            return
+        }
+        started = true
+        transport.start(handler: TLSTransportAdapter(owner: self))
+        if !engine.isServer { processInbound() }  // the client speaks first: ClientHello
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) {
+        guard !closing, writeSide == .open, bytes.count > 0 else { return }
+        if !engine.isHandshakeComplete {
+            earlyWrites.append(bytes)
+            return
+        }
+        encrypt(bytes)
+    }
+
+    public func pauseReading() {
+        readPaused = true
+        transport.pauseReading()
+    }
+
+    public func resumeReading() {
+        readPaused = false
+        guard started, !closing else { return }
+        transport.resumeReading()
+        processInbound()  // records already buffered in the engine
+    }
+
+    public func shutdownWrite() {
+        guard !closing, writeSide == .open else { return }
+        writeSide = .shutdownPending
+        if engine.isHandshakeComplete { sendCloseNotifyAndShutdown() }  // else after the handshake
+    }
+
+    public func close() {
+        guard !closing else { return }
+        closing = true
+        // Best effort close_notify, so the peer can tell a clean close from truncation.
+        if writeSide != .shutdownSent && engine.isHandshakeComplete && !engine.hadFatalError {
+            engine.sendCloseNotify()
+            flushCiphertext()
+        }
+        transport.close()
+    }
+
+    public func closeWithReset() {
+        guard !closing else { return }
+        closing = true
+        transport.closeWithReset()
+    }
+
+    // MARK: - Engine driving
+
+    private func processInbound() {
+        guard !processing, !closing else { return }
+        processing = true
+        defer { processing = false }
+        do throws(TLSError) {
+            if !engine.isHandshakeComplete {
+                let done = try engine.handshake()
+                flushCiphertext()
+                if !done {
+                    if transportEOF { fail(.tls(TLSError(kind: .unexpectedEOF, message: "connection closed during the handshake"))) }
+                    return
+                }
+                handshakeDidComplete()
+            }
+            while !closing && !readPaused && !receivedCloseNotify {
+                switch try engine.read(into: plaintext) {
+                case .bytes(let count):
+                    handler.streamDidRead(self, UnsafeRawBufferPointer(rebasing: plaintext[..<count]))
+                case .needsInput:
+                    flushCiphertext()  // post-handshake messages (session tickets, key updates)
+                    if transportEOF {
+                        fail(.tls(TLSError(kind: .unexpectedEOF, message: "connection closed without close_notify")))
+                    }
+                    return
+                case .closed:
+                    receivedCloseNotify = true
+                    flushCiphertext()
+                    handler.streamDidReadEOF(self)
+                }
+            }
+        } catch {
+            flushCiphertext()  // let the alert reach the peer
+            fail(.tls(error))
+        }
+    }
+
+    private func handshakeDidComplete() {
+        if let callback = onHandshakeComplete {
+            onHandshakeComplete = nil
+            callback(self)
+        }
+        guard !closing else { return }
+        if !earlyWrites.isEmpty {
+            encrypt(earlyWrites.readable)
+            earlyWrites.removeAll()
+            if !closing && transport.bufferedWriteBytes == 0 { handler.streamDidDrain(self) }
+        }
+        if writeSide == .shutdownPending && !closing { sendCloseNotifyAndShutdown() }
+    }
+
+    private func encrypt(_ bytes: UnsafeRawBufferPointer) {
+        var offset = 0
+        while offset < bytes.count && !closing {
+            let chunk = UnsafeRawBufferPointer(rebasing: bytes[offset..<min(bytes.count, offset + Self.recordSize)])
+            do throws(TLSError) {
+                let written = try engine.write(chunk)
+                guard written > 0 else {
+                    // Only renegotiation could block a write, and it is disabled.
+                    fail(.tls(TLSError(kind: .protocolViolation, message: "TLS write blocked unexpectedly")))
+                    return
+                }
+                offset += written
+            } catch {
+                flushCiphertext()
+                fail(.tls(error))
+                return
+            }
+            flushCiphertext()
+        }
+    }
+
+    /// Moves every pending ciphertext byte into the transport (which sends or queues it).
+    private func flushCiphertext() {
+        while !transport.isClosed {
+            let count = engine.drainCiphertext(into: ciphertext)
+            if count == 0 { return }
+            transport.write(UnsafeRawBufferPointer(rebasing: ciphertext[..<count]))
+        }
+    }
+
+    private func sendCloseNotifyAndShutdown() {
+        writeSide = .shutdownSent
+        engine.sendCloseNotify()
+        flushCiphertext()
+        transport.shutdownWrite()
+    }
+
+    /// A TLS-level fatal error: report, then close the transport.
+    private func fail(_ error: StreamError) {
+        guard !closing else { return }
+        closing = true
+        handler.streamDidFail(self, error)
+        transport.close()
+    }
+
+    // MARK: - Transport events (via TLSTransportAdapter)
+
+    fileprivate func transportDidRead(_ bytes: UnsafeRawBufferPointer) {
+        guard !closing else { return }
+        do throws(TLSError) {
+            try engine.feed(bytes)
+        } catch {
+            fail(.tls(error))
+            return
+        }
+        processInbound()
+        if retiredHandler != nil { retiredHandler = nil }
+    }
+
+    fileprivate func transportDidReadEOF() {
+        transportEOF = true
+        if !receivedCloseNotify { processInbound() }
+    }
+
+    fileprivate func transportDidFail(_ error: StreamError) {
+        guard !closing else { return }
+        closing = true  // the transport closes itself right after this
+        handler.streamDidFail(self, error)
+    }
+
+    fileprivate func transportDidDrain() {
+        if earlyWrites.isEmpty && !closing { handler.streamDidDrain(self) }
+    }
+
+    fileprivate func transportDidClose() {
+        closing = true
+        let owner = handlerOwner
+        handler = DetachedStreamHandler.shared
+        handlerOwner = nil
+        onHandshakeComplete = nil
+        owner?.streamDidClose(self)
+        retiredHandler = nil
+    }
+}
+
+/// The transport's handler. It holds the TLSConnection strongly: transport -> adapter -> TLS ->
+/// transport is a deliberate cycle that keeps the TLS layer alive while the socket is open and
+/// is broken when the transport releases its handler in the close callback.
+private final class TLSTransportAdapter: ByteStreamHandler {
+    let owner: TLSConnection
+
+    init(owner: TLSConnection) {
+        self.owner = owner
+    }
+
+    func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) { owner.transportDidRead(bytes) }
+    func streamDidReadEOF(_ stream: any ByteStream) { owner.transportDidReadEOF() }
+    func streamDidFail(_ stream: any ByteStream, _ error: StreamError) { owner.transportDidFail(error) }
+    func streamDidDrain(_ stream: any ByteStream) { owner.transportDidDrain() }
+    func streamDidClose(_ stream: any ByteStream) { owner.transportDidClose() }
+}
+
+extension TLSConnection {
+    /// Connects TCP to `host:port`, then wraps it in a client TLS session (verifying
+    /// `serverName`, which defaults to `host`). The handshake starts with `start(handler:)`.
+    public static func connect(loop: UVLoop, host: String, port: Int, context: TLSContext,
+                               serverName: String? = nil, timeoutMilliseconds: UInt64 = 10_000,
+                               _ completion: @escaping (Result<TLSConnection, StreamError>) -> Void) {
+        TCPConnection.connect(loop: loop, host: host, port: port, timeoutMilliseconds: timeoutMilliseconds) { result in
+            switch result {
+            case .failure(let error):
+                completion(.failure(.uv(error)))
+            case .success(let tcp):
+                do throws(TLSError) {
+                    completion(.success(try TLSConnection(transport: tcp, context: context, serverName: serverName ?? host)))
+                } catch {
+                    tcp.close()
+                    completion(.failure(.tls(error)))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+import LariatProtocol
+import LariatRuntime
+
+/// Joins one session stream to one byte stream (the target socket on the agent, the user's
+/// socket on the hub), with backpressure both ways:
+/// - socket → tunnel: reading pauses while the stream's send buffer is past its high-water
+///   mark and resumes on `streamWritable`;
+/// - tunnel → socket: flow-control credit is returned (`consumed`) only for bytes the socket
+///   has taken, so a slow reader stalls its sender instead of growing a queue here.
+/// Half-close travels both ways (socket EOF → FIN; FIN → shutdown of the socket's write side).
+/// A reset or a lost tunnel closes the socket with RST, so the user sees an error, never a
+/// clean end of a truncated transfer.
+public final class StreamBridge: ByteStreamHandler {
+    public let id: UInt32
+    let tunnel: TunnelConnection
+    public let connection: any ByteStream
+    var onOpenFailed: ((ErrorCode, String) -> Void)?
+
+    /// Bytes written to the socket whose credit has not been returned yet.
+    private var unacknowledged = 0
+    private var readPaused = false
+    private var finished = false    // we sent FIN (socket EOF seen)
+    private var sessionDone = false // the session no longer knows this stream
+    private var closing = false
+
+    init(tunnel: TunnelConnection, id: UInt32, connection: any ByteStream) {
+        self.tunnel = tunnel
+        self.id = id
+        self.connection = connection
+        connection.start(handler: self)
+    }
+
+    // MARK: Session side (called by TunnelConnection)
+
+    func opened() {}
+
+    func openFailed(_ code: ErrorCode, _ message: String) {
+        sessionDone = true
+        onOpenFailed?(code, message)
+        onOpenFailed = nil
+        abort()
+    }
+
+    func deliver(_ bytes: UnsafeRawBufferPointer) {
+        guard !closing else { tunnel.session.consumed(id, bytes.count); return }
+        connection.write(bytes)
+        unacknowledged += bytes.count
+        acknowledgeWritten()
+    }
+
+    func peerFinished() {
+        connection.shutdownWrite()
+    }
+
+    func peerReset(_ code: ErrorCode, _ message: String) {
+        sessionDone = true
+        abort()
+    }
+
+    func sessionClosed() {
+        sessionDone = true
+        // Both directions finished: close once the socket has sent everything.
+        if connection.bufferedWriteBytes == 0 { closeGracefully() } else { closing = true }
+    }
+
+    func writable() {
+        if readPaused, !closing {
+            readPaused = false
+            connection.resumeReading()
+        }
+    }
+
+    /// Returns credit for what the socket has handed to the kernel.
+    private func acknowledgeWritten() {
+        let pending = connection.bufferedWriteBytes
+        let done = unacknowledged - min(pending, unacknowledged)
+        if done > 0 {
+            unacknowledged -= done
+            tunnel.session.consumed(id, done)
+        }
+    }
+
+    private func abort() {
+        guard !connection.isClosed else { return }
+        closing = true
+        connection.closeWithReset()
+    }
+
+    private func closeGracefully() {
+        closing = true
+        connection.close()
+    }
+
+    // MARK: Socket side
+
+    public func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) {
+        guard !sessionDone else { return }
+        tunnel.withSession { session in
+            session.write(id, bytes)
+            if session.isSendBufferFull(id) {
+                readPaused = true
+                connection.pauseReading()
+            }
+        }
+    }
+
+    public func streamDidReadEOF(_ stream: any ByteStream) {
+        guard !sessionDone, !finished else { return }
+        finished = true
+        tunnel.withSession { $0.finish(id) }
+    }
+
+    public func streamDidFail(_ stream: any ByteStream, _ error: StreamError) {
+        guard !sessionDone else { return }
+        sessionDone = true
+        tunnel.withSession { $0.reset(id, code: .cancel, message: "connection failed: \(error)") }
+    }
+
+    public func streamDidDrain(_ stream: any ByteStream) {
+        if unacknowledged > 0 { tunnel.withSession { _ in acknowledgeWritten() } }
+        if closing, sessionDone, !connection.isClosed { connection.close() }
+    }
+
+    public func streamDidClose(_ stream: any ByteStream) {
+        if !sessionDone {
+            sessionDone = true
+            tunnel.withSession { $0.reset(id, code: .cancel, message: "connection closed") }
+        }
+        tunnel.bridgeGone(id)
+    }
+}

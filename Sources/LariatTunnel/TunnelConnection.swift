@@ -1,0 +1,254 @@
+import LariatHTTP
+import LariatProtocol
+import LariatRuntime
+
+/// What the owner of a tunnel (the hub's agent registry, the agent's dialer) hears from it.
+public protocol TunnelConnectionDelegate: AnyObject {
+    /// Hub side: accept or refuse an agent's HELLO.
+    func tunnel(_ tunnel: TunnelConnection, authenticate hello: Hello) -> HandshakeDecision
+    func tunnelEstablished(_ tunnel: TunnelConnection)
+    /// The peer asks for a stream; reach the target, then `tunnel.bridge(...)` or `tunnel.session.refuse(...)`.
+    func tunnel(_ tunnel: TunnelConnection, openRequested stream: UInt32, target: String, streamClass: StreamClass)
+    func tunnel(_ tunnel: TunnelConnection, goAwayReceived code: ErrorCode, reason: String)
+    /// The session is over and the connection closed (or closing); forget this tunnel.
+    func tunnelEnded(_ tunnel: TunnelConnection, _ end: SessionEnd)
+}
+
+extension TunnelConnectionDelegate {
+    public func tunnel(_ tunnel: TunnelConnection, authenticate hello: Hello) -> HandshakeDecision {
+        .refuse(.authenticationFailed, reason: "not accepting agents")
+    }
+    public func tunnel(_ tunnel: TunnelConnection, openRequested stream: UInt32, target: String, streamClass: StreamClass) {
+        tunnel.session.refuse(stream, code: .targetForbidden, message: "this side dials no targets")
+    }
+    public func tunnel(_ tunnel: TunnelConnection, goAwayReceived code: ErrorCode, reason: String) {}
+}
+
+/// One tunnel: a protocol `Session` carried in WebSocket binary messages over a byte stream
+/// (TLS over TCP). It moves bytes between the stream and the session, and between the
+/// session's streams and their `StreamBridge`s. Loop-confined.
+///
+/// Output path: the session's scheduler fills a 64 KiB buffer (after 14 bytes kept free for
+/// the WebSocket header), which goes out as one binary message. Production stops while the
+/// stream holds more than `outputHighWater` unsent bytes, so the scheduler — not a queue below
+/// it — decides what goes next; that is what bounds an interactive frame's wait.
+public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
+    public static let outputChunk = 64 * 1024
+    public static let outputHighWater = 128 * 1024
+    static let webSocketHeaderRoom = 14
+
+    public let loop: UVLoop
+    public let stream: any ByteStream
+    public private(set) var session: Session!
+    public unowned(unsafe) let delegate: any TunnelConnectionDelegate
+    /// Free-form label for logs ("agent c-1/node-2", "hub").
+    public var label: String
+
+    private var webSocketDecoder: WebSocketDecoder
+    private var webSocketEncoder: WebSocketEncoder
+    private let output: UnsafeMutableRawBufferPointer
+    private var bridges: [UInt32: StreamBridge] = [:]
+    private var flushing = false
+    private var inSession = 0
+    private var flushTimer: UVTimer?
+    private var tickTimer: UVTimer?
+    private var ended = false
+    private var closeWhenFlushed = false
+
+    /// `leftover`: bytes that arrived with the HTTP upgrade and belong to the tunnel.
+    public init(stream: any ByteStream, role: SessionRole, config: SessionConfig,
+                delegate: any TunnelConnectionDelegate, label: String, leftover: UnsafeRawBufferPointer? = nil) {
+        self.loop = stream.loop
+        self.stream = stream
+        self.delegate = delegate
+        self.label = label
+        let isClient: Bool
+        if case .client = role { isClient = true } else { isClient = false }
+        let wsRole: WebSocketRole = isClient ? .client : .server
+        // Frames may be as large as the session's maximum plus our header slack.
+        webSocketDecoder = WebSocketDecoder(role: wsRole, configuration: .init(
+            maxFrameSize: 16 << 20, maxMessageSize: Int.max, validatesUTF8: false))
+        webSocketEncoder = WebSocketEncoder(role: wsRole)
+        output = .allocate(byteCount: Self.webSocketHeaderRoom + Self.outputChunk, alignment: 16)
+        session = Session(role: role, config: config, delegate: self, now: loop.now)
+        stream.start(handler: self)
+        let tick = UVTimer(loop: loop)
+        tick.start(afterMilliseconds: 1000, repeatMilliseconds: 1000) { [unowned self] in
+            self.inSession += 1
+            self.session.tick(now: self.loop.now)
+            self.inSession -= 1
+            self.flush()
+        }
+        tickTimer = tick
+        flushTimer = UVTimer(loop: loop)
+        if let leftover, leftover.count > 0 { streamDidRead(stream, leftover) }
+        flush()
+    }
+
+    deinit { output.deallocate() }
+
+    // MARK: Streams
+
+    /// Binds session stream `id` to a byte stream (a target or a user connection).
+    @discardableResult
+    public func bridge(_ id: UInt32, to connection: any ByteStream) -> StreamBridge {
+        let b = StreamBridge(tunnel: self, id: id, connection: connection)
+        bridges[id] = b
+        return b
+    }
+
+    /// Opens a stream to `target` and bridges it to `connection` once accepted. If the peer
+    /// refuses, `onFail` gets the code and message, and the connection is closed with RST.
+    public func openBridged(target: String, streamClass: StreamClass, connection: any ByteStream,
+                            onFail: ((ErrorCode, String) -> Void)? = nil) throws(SessionError) {
+        let id = try session.open(target: target, streamClass: streamClass)
+        let b = bridge(id, to: connection)
+        b.onOpenFailed = onFail
+        flush()
+    }
+
+    func bridgeGone(_ id: UInt32) { bridges[id] = nil }
+
+    public var bridgeCount: Int { bridges.count }
+
+    /// Runs `body` as a session entry point, then sends what it produced.
+    @inline(__always)
+    func withSession(_ body: (Session) -> Void) {
+        inSession += 1
+        body(session)
+        inSession -= 1
+        if inSession == 0 { flush() }
+    }
+
+    // MARK: Shutdown
+
+    /// Graceful: GOAWAY, open streams finish, then the connection closes.
+    public func drain(reason: String) {
+        withSession { $0.goAway(code: .goingAway, reason: reason) }
+    }
+
+    /// Immediate: GOAWAY with `code`, every stream reset, connection closed after the flush.
+    public func close(code: ErrorCode = .noError, reason: String) {
+        withSession { $0.close(code: code, reason: reason) }
+    }
+
+    // MARK: Output
+
+    /// Moves the session's output to the stream while the stream is below its high-water mark.
+    func flush() {
+        guard !flushing, inSession == 0 else { return }
+        flushing = true
+        defer { flushing = false }
+        let room = Self.webSocketHeaderRoom
+        while session.hasOutput, stream.bufferedWriteBytes < Self.outputHighWater, !stream.isClosed {
+            let n = session.produce(into: UnsafeMutableRawBufferPointer(rebasing: output[room...]))
+            if n == 0 { break }
+            let start = webSocketEncoder.encodeFrame(opcode: .binary, buffer: output, payloadOffset: room, payloadLength: n)
+            stream.write(UnsafeRawBufferPointer(rebasing: output[start..<(room + n)]))
+        }
+        if closeWhenFlushed, !session.hasOutput { finishClosing() }
+    }
+
+    // MARK: SessionDelegate
+
+    public func session(_ session: Session, authenticate hello: Hello) -> HandshakeDecision {
+        delegate.tunnel(self, authenticate: hello)
+    }
+    public func sessionEstablished(_ session: Session) { delegate.tunnelEstablished(self) }
+    public func session(_ session: Session, openRequested stream: UInt32, target: String, streamClass: StreamClass) {
+        delegate.tunnel(self, openRequested: stream, target: target, streamClass: streamClass)
+    }
+    public func session(_ session: Session, streamOpened stream: UInt32) {
+        bridges[stream]?.opened()
+    }
+    public func session(_ session: Session, streamOpenFailed stream: UInt32, code: ErrorCode, message: String) {
+        bridges[stream]?.openFailed(code, message)
+    }
+    public func session(_ session: Session, streamData stream: UInt32, bytes: UnsafeRawBufferPointer) {
+        if let b = bridges[stream] { b.deliver(bytes) } else { session.consumed(stream, bytes.count) }
+    }
+    public func session(_ session: Session, streamFinished stream: UInt32) { bridges[stream]?.peerFinished() }
+    public func session(_ session: Session, streamReset stream: UInt32, code: ErrorCode, message: String) {
+        bridges[stream]?.peerReset(code, message)
+    }
+    public func session(_ session: Session, streamClosed stream: UInt32) { bridges[stream]?.sessionClosed() }
+    public func session(_ session: Session, streamWritable stream: UInt32) { bridges[stream]?.writable() }
+    public func sessionHasOutput(_ session: Session) {
+        // Entry points flush on the way out; this catches output raised from elsewhere.
+        if inSession == 0 && !flushing { flush() } else if inSession == 0 { scheduleFlush() }
+    }
+    public func session(_ session: Session, goAwayReceived code: ErrorCode, reason: String) {
+        delegate.tunnel(self, goAwayReceived: code, reason: reason)
+    }
+    public func session(_ session: Session, ended: SessionEnd) {
+        guard !self.ended else { return }
+        self.ended = true
+        closeWhenFlushed = true
+        scheduleFlush()
+        delegate.tunnelEnded(self, ended)
+    }
+
+    private func scheduleFlush() {
+        flushTimer?.start(afterMilliseconds: 0) { [unowned self] in self.flush() }
+    }
+
+    private func finishClosing() {
+        closeWhenFlushed = false
+        tickTimer?.close(); tickTimer = nil
+        flushTimer?.close(); flushTimer = nil
+        if stream.bufferedWriteBytes == 0 { stream.close() } else { stream.shutdownWrite() }
+    }
+
+    // MARK: ByteStreamHandler (the tunnel's own connection)
+
+    public func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) {
+        // The decoder unmasks in place; the read buffer belongs to the stream and is ours
+        // for the duration of this call.
+        var input = UnsafeMutableRawBufferPointer(mutating: bytes)
+        inSession += 1
+        defer {
+            inSession -= 1
+            flush()
+        }
+        let now = loop.now
+        do {
+            while let event = try webSocketDecoder.next(from: &input) {
+                switch event {
+                case .binary(let payload, _):
+                    session.receive(payload, now: now)
+                case .text:
+                    session.close(code: .protocolError, reason: "text WebSocket message on a tunnel")
+                case .ping(let payload):
+                    var pong: [UInt8] = []
+                    webSocketEncoder.appendPong(payload, to: &pong)
+                    stream.write(pong)
+                case .pong:
+                    break
+                case .close(let code, let reason):
+                    session.transportClosed("WebSocket closed by peer (\(code.rawValue) \(reason))")
+                    return
+                }
+                if session.state == .ended { return }
+            }
+        } catch {
+            session.close(code: .protocolError, reason: "WebSocket: \(error)")
+        }
+    }
+
+    public func streamDidReadEOF(_ stream: any ByteStream) {
+        withSession { $0.transportClosed("peer closed the connection") }
+        stream.close()
+    }
+
+    public func streamDidFail(_ stream: any ByteStream, _ error: StreamError) {
+        withSession { $0.transportClosed(error.description) }
+    }
+
+    public func streamDidDrain(_ stream: any ByteStream) { flush() }
+
+    public func streamDidClose(_ stream: any ByteStream) {
+        tickTimer?.close(); tickTimer = nil
+        flushTimer?.close(); flushTimer = nil
+        if session.state != .ended { withSession { $0.transportClosed("connection closed") } }
+    }
+}

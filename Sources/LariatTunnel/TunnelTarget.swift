@@ -1,0 +1,58 @@
+/// What an OPEN asks the agent to reach. The protocol treats targets as opaque strings; these
+/// are the forms Lariat uses (PROTOCOL.md §5.2).
+public enum TunnelTarget: Equatable, Sendable, CustomStringConvertible {
+    /// "tcp:HOST:PORT" (IPv6 hosts in brackets: "tcp:[::1]:443").
+    case tcp(host: String, port: Int)
+    /// "k8s-api": the cluster's API server, as the agent knows it.
+    case kubernetesAPI
+    /// "svc:NAMESPACE/NAME:PORT": an in-cluster service.
+    case service(namespace: String, name: String, port: Int)
+
+    public init?(_ s: String) {
+        if s == "k8s-api" { self = .kubernetesAPI; return }
+        if s.hasPrefix("tcp:") {
+            guard let (host, port) = Self.hostPort(s.dropFirst(4)) else { return nil }
+            self = .tcp(host: host, port: port)
+            return
+        }
+        if s.hasPrefix("svc:") {
+            let rest = s.dropFirst(4)
+            guard let slash = rest.firstIndex(of: "/"),
+                  let (name, port) = Self.hostPort(rest[rest.index(after: slash)...]) else { return nil }
+            let ns = String(rest[..<slash])
+            guard !ns.isEmpty else { return nil }
+            self = .service(namespace: ns, name: name, port: port)
+            return
+        }
+        return nil
+    }
+
+    public var description: String {
+        switch self {
+        case .tcp(let host, let port): host.contains(":") ? "tcp:[\(host)]:\(port)" : "tcp:\(host):\(port)"
+        case .kubernetesAPI: "k8s-api"
+        case .service(let ns, let name, let port): "svc:\(ns)/\(name):\(port)"
+        }
+    }
+
+    /// Parses "HOST:PORT" or "[V6]:PORT".
+    public static func hostPort<S: StringProtocol>(_ s: S) -> (String, Int)? {
+        let str = String(s)
+        let host: String
+        let portPart: Substring
+        if str.hasPrefix("[") {
+            guard let close = str.firstIndex(of: "]") else { return nil }
+            host = String(str[str.index(after: str.startIndex)..<close])
+            let after = str[str.index(after: close)...]
+            guard after.hasPrefix(":") else { return nil }
+            portPart = after.dropFirst()
+        } else {
+            guard let colon = str.lastIndex(of: ":") else { return nil }
+            host = String(str[..<colon])
+            portPart = str[str.index(after: colon)...]
+            guard !host.contains(":") else { return nil }
+        }
+        guard !host.isEmpty, let port = Int(portPart), (1...65535).contains(port) else { return nil }
+        return (host, port)
+    }
+}
