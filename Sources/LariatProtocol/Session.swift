@@ -144,6 +144,13 @@ public final class Session {
         announceOutput()
     }
 
+    /// True while the peer's OPEN for `id` waits for `accept` or `refuse` (false once the peer
+    /// gave up on it, or the session ended).
+    public func isAwaitingAccept(_ id: UInt32) -> Bool {
+        guard state != .ended, let s = slot(id) else { return false }
+        return slots[s].phase == .awaitingAccept
+    }
+
     /// Refuses a stream the peer asked for.
     public func refuse(_ id: UInt32, code: ErrorCode, message: String) {
         guard let s = slot(id), slots[s].phase == .awaitingAccept else { return }

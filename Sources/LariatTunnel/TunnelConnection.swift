@@ -107,6 +107,25 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
         flush()
     }
 
+    /// Accepts the peer's stream `id` and bridges it to `connection` (a dialed target). Returns
+    /// nil — and leaves `connection` to the caller — if the stream is no longer waiting (the
+    /// peer reset it while we dialed, or the tunnel ended).
+    @discardableResult
+    public func acceptBridged(_ id: UInt32, to connection: any ByteStream) -> StreamBridge? {
+        guard session.isAwaitingAccept(id) else { return nil }
+        var bridged: StreamBridge?
+        withSession { session in
+            session.accept(id)
+            bridged = bridge(id, to: connection)
+        }
+        return bridged
+    }
+
+    /// Refuses the peer's stream `id` (no-op if it is gone).
+    public func refuse(_ id: UInt32, code: ErrorCode, message: String) {
+        withSession { $0.refuse(id, code: code, message: message) }
+    }
+
     func bridgeGone(_ id: UInt32) { bridges[id] = nil }
 
     public var bridgeCount: Int { bridges.count }

@@ -33,7 +33,12 @@ public final class Hub {
         let certs = CertificateStore(directory: dir + "/tls")
         try FileManager.default.createDirectory(atPath: certs.directory, withIntermediateDirectories: true)
         let ca = try certs.loadOrCreateAuthority(commonName: "Lariat hub CA")
-        let serving = try certs.loadOrIssueServerCertificate(from: ca, dnsNames: configuration.serverNames + [Self.hostName()])
+        // A name that parses as an address goes into an IP SAN, or clients dialing it fail
+        // hostname verification.
+        let names = configuration.serverNames + [Self.hostName()]
+        let ips = names.filter(Self.isIPAddress)
+        let serving = try certs.loadOrIssueServerCertificate(from: ca, dnsNames: names.filter { !Self.isIPAddress($0) },
+                                                             ipAddresses: ips)
         let tls = try TLSContext.server(certificatePEM: serving.certificatePEM, privateKeyPEM: serving.privateKeyPEM,
                                         chainPEM: ca.certificatePEM)
         let store = try ClusterStore(directory: dir)
@@ -144,6 +149,11 @@ public final class Hub {
                 self.acceptor.schedule(afterMilliseconds: 100) { self.acceptor.stop() }
             }
         }
+    }
+
+    static func isIPAddress(_ s: String) -> Bool {
+        var v4 = in_addr(), v6 = in6_addr()
+        return inet_pton(AF_INET, s, &v4) == 1 || inet_pton(AF_INET6, s, &v6) == 1
     }
 
     static func hostName() -> String {

@@ -93,6 +93,7 @@ struct Serve: ParsableCommand {
                 --ca-checksum \(hub.caChecksum)
 
             """)
+            fflush(nil) // flush every stream: the banner must show before the loop runs
         }
         if let portFile {
             FileManager.default.createFile(atPath: portFile, contents: Data("\(hub.port)\n".utf8))

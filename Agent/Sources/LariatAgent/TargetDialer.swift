@@ -1,0 +1,198 @@
+import Logging
+import LariatProtocol
+import LariatRuntime
+import LariatTunnel
+
+/// Answers the hub's OPENs: parses the target, applies the policy, resolves, dials, then
+/// accepts and bridges the stream, or refuses it with a code and a message naming the cause.
+final class TargetDialer {
+    let loop: UVLoop
+    let configuration: AgentConfiguration
+    let resolver: Resolver
+    let logger: Logger
+
+    init(loop: UVLoop, configuration: AgentConfiguration, resolver: Resolver, logger: Logger) {
+        self.loop = loop
+        self.configuration = configuration
+        self.resolver = resolver
+        self.logger = logger
+    }
+
+    /// Where a target string leads: host and port to dial, and whether the operator configured
+    /// it (the Kubernetes API is preauthorized: only `--deny` applies to it).
+    enum Resolution: Equatable {
+        case dial(host: String, port: Int, preauthorized: Bool)
+        case refuse(ErrorCode, String)
+    }
+
+    static func resolve(target: String, kubernetesAPI: HostPort?, serviceDomain: String) -> Resolution {
+        guard let parsed = TunnelTarget(target) else {
+            return .refuse(.targetUnknown, "unknown target \"\(target)\": this agent dials tcp:HOST:PORT, svc:NAMESPACE/NAME:PORT and k8s-api")
+        }
+        switch parsed {
+        case .tcp(let host, let port):
+            return .dial(host: host, port: port, preauthorized: false)
+        case .kubernetesAPI:
+            guard let api = kubernetesAPI else {
+                return .refuse(.targetUnknown, "no Kubernetes API server configured on this agent (set --k8s-api or run it in a pod)")
+            }
+            return .dial(host: api.host, port: api.port, preauthorized: true)
+        case .service(let namespace, let name, let port):
+            guard Self.isDNSLabel(namespace), Self.isDNSLabel(name) else {
+                return .refuse(.targetUnknown, "bad service target \"\(target)\": namespace and name must be DNS labels")
+            }
+            let domain = serviceDomain.hasPrefix(".") ? String(serviceDomain.dropFirst()) : serviceDomain
+            return .dial(host: "\(name).\(namespace).\(domain)", port: port, preauthorized: false)
+        }
+    }
+
+    static func isDNSLabel(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.count <= 63 && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+    }
+
+    func open(_ tunnel: TunnelConnection, stream id: UInt32, target: String) {
+        switch Self.resolve(target: target, kubernetesAPI: configuration.kubernetesAPI, serviceDomain: configuration.serviceDomain) {
+        case .refuse(let code, let message):
+            refuse(tunnel, id, target, code, message)
+        case .dial(let host, let port, let preauthorized):
+            let hostPort = HostPort(host: host, port: port)
+            let what = "dial tcp \(hostPort)"
+            if IPAddress(host) == nil,
+               case .denied(let reason)? = configuration.policy.decideByName(host, port: port, preauthorized: preauthorized) {
+                refuse(tunnel, id, target, .targetForbidden, "\(what): forbidden by agent policy: \(reason)")
+                return
+            }
+            let attempt = DialAttempt(dialer: self, tunnel: tunnel, id: id, target: target, host: host, port: port,
+                                      preauthorized: preauthorized)
+            attempt.start()
+        }
+    }
+
+    func refuse(_ tunnel: TunnelConnection, _ id: UInt32, _ target: String, _ code: ErrorCode, _ message: String) {
+        if code == .targetForbidden {
+            logger.warning("refused stream \(id) to \(target): \(message)")
+        } else {
+            logger.info("refused stream \(id) to \(target): \(code.name): \(message)")
+        }
+        tunnel.refuse(id, code: code, message: message)
+    }
+
+    /// Accepts stream `id` and joins it to `connection`, unless the stream went away while
+    /// we dialled (the hub cancelled it, or the tunnel ended): then the socket is closed.
+    func accept(_ tunnel: TunnelConnection, _ id: UInt32, _ target: String, _ connection: TCPConnection) {
+        guard tunnel.acceptBridged(id, to: connection) != nil else {
+            logger.debug("stream \(id) to \(target) was cancelled while dialling")
+            connection.close()
+            return
+        }
+        logger.debug("stream \(id) to \(target): connected to \(connection.remoteAddress.map { "\($0)" } ?? "?")")
+    }
+}
+
+/// One target dial: resolve, judge each address, try the allowed ones in order, all within
+/// the dial timeout.
+private final class DialAttempt {
+    let dialer: TargetDialer
+    let tunnel: TunnelConnection
+    let id: UInt32
+    let target: String
+    let host: String
+    let port: Int
+    let preauthorized: Bool
+    private var timer: UVTimer?
+    private var done = false
+    private var addresses: [IPAddress] = []
+    private var next = 0
+    private var lastError: UVError?
+    private var deadline: UInt64 = 0
+
+    init(dialer: TargetDialer, tunnel: TunnelConnection, id: UInt32, target: String, host: String, port: Int, preauthorized: Bool) {
+        self.dialer = dialer
+        self.tunnel = tunnel
+        self.id = id
+        self.target = target
+        self.host = host
+        self.port = port
+        self.preauthorized = preauthorized
+    }
+
+    var what: String { "dial tcp \(HostPort(host: host, port: port))" }
+
+    func start() {
+        let timeout = dialer.configuration.dialTimeoutMilliseconds
+        deadline = dialer.loop.now + timeout * 1_000_000
+        let timer = UVTimer(loop: dialer.loop)
+        self.timer = timer
+        // The timer's callback keeps this attempt alive until it finishes.
+        timer.start(afterMilliseconds: timeout) { [self] in
+            let phase = addresses.isEmpty ? "lookup \(host)" : "connect"
+            fail(.targetTimeout, "\(what): \(phase): ETIMEDOUT (timed out after \(timeout) ms)")
+        }
+        dialer.resolver.resolve(host) { [self] result in
+            guard !done else { return }
+            switch result {
+            case .failure(let error):
+                fail(.targetUnreachable, "\(what): \(error)")
+            case .success(let all):
+                judge(all)
+            }
+        }
+    }
+
+    private func judge(_ all: [IPAddress]) {
+        let name: String? = IPAddress(host) == nil ? host : nil
+        var firstDenial: String?
+        for address in all {
+            switch dialer.configuration.policy.decide(name: name, address: address, port: port, preauthorized: preauthorized) {
+            case .allowed: addresses.append(address)
+            case .denied(let reason): if firstDenial == nil { firstDenial = "\(address): \(reason)" }
+            }
+        }
+        guard !addresses.isEmpty else {
+            let shown = name == nil ? firstDenial!.drop(while: { $0 != " " }).dropFirst() : Substring(firstDenial!)
+            fail(.targetForbidden, "\(what): forbidden by agent policy: \(shown)")
+            return
+        }
+        if let firstDenial {
+            dialer.logger.notice("\(target): skipping address \(firstDenial)")
+        }
+        tryNext()
+    }
+
+    private func tryNext() {
+        guard !done else { return }
+        guard next < addresses.count else {
+            let error = lastError!
+            let code: ErrorCode = error.name == "ETIMEDOUT" ? .targetTimeout : .targetUnreachable
+            fail(code, "\(what): \(error.name) (\(error.message))")
+            return
+        }
+        let address = addresses[next]
+        next += 1
+        let now = dialer.loop.now
+        let remaining = deadline > now ? max(1, (deadline - now) / 1_000_000) : 1
+        TCPConnection.connect(loop: dialer.loop, host: address.description, port: port, timeoutMilliseconds: remaining) { [self] result in
+            switch result {
+            case .success(let connection):
+                if done { connection.close(); return }
+                finish()
+                dialer.accept(tunnel, id, target, connection)
+            case .failure(let error):
+                lastError = error
+                tryNext()
+            }
+        }
+    }
+
+    private func fail(_ code: ErrorCode, _ message: String) {
+        guard !done else { return }
+        finish()
+        dialer.refuse(tunnel, id, target, code, message)
+    }
+
+    private func finish() {
+        done = true
+        timer?.close()
+        timer = nil
+    }
+}
