@@ -16,6 +16,12 @@ public final class SignalWatcher: LoopHandleOwner {
         self.loop = loop
         self.callback = callback
         super.init()
+        // A parent may have started us with these signals blocked (some test runners and
+        // supervisors do); a blocked SIGTERM would stay pending forever and never drain us.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        for signal in signals { sigaddset(&unblock, signal) }
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
         for signal in signals {
             let handle = UnsafeMutablePointer<uv_signal_t>.allocate(capacity: 1)
             try uvCheck(uv_signal_init(loop.raw, handle), "signal_init")

@@ -44,7 +44,11 @@ public struct ForwardSpec: Sendable, Equatable, CustomStringConvertible {
         guard let slash = rest.firstIndex(of: "/") else { return nil }
         let cluster = String(rest[..<slash])
         var target = String(rest[rest.index(after: slash)...])
-        guard !cluster.isEmpty, let (host, port) = TunnelTargetSyntax.hostPort(listen) else { return nil }
+        // Port 0 is allowed for the listener (the kernel picks one).
+        guard !cluster.isEmpty, let colon = listen.lastIndex(of: ":"),
+              let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        let host = String(listen[..<colon])
+        guard !host.isEmpty else { return nil }
         if TunnelTargetSyntax.isTarget(target) == false {
             guard TunnelTargetSyntax.hostPort(target) != nil else { return nil }
             target = "tcp:" + target

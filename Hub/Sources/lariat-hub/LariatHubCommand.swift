@@ -48,7 +48,7 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Seconds to wait for open streams when shutting down.")
     var drainTimeout: Double = 10
 
-    @Option(name: .long, help: "Write the chosen HTTPS port to this file once listening (for scripts and tests).")
+    @Option(name: .long, help: "Once listening, write the HTTPS port, then each forward's port, one per line, to this file (for scripts and tests).")
     var portFile: String?
 
     @Flag(name: .long, help: "Disable LZ4 compression on tunnels.")
@@ -96,7 +96,10 @@ struct Serve: ParsableCommand {
             fflush(nil) // flush every stream: the banner must show before the loop runs
         }
         if let portFile {
-            FileManager.default.createFile(atPath: portFile, contents: Data("\(hub.port)\n".utf8))
+            let lines = ([hub.port] + hub.forwardPorts).map { "\($0)\n" }.joined()
+            // Written whole then renamed, so a reader never sees half a file.
+            FileManager.default.createFile(atPath: portFile + ".tmp", contents: Data(lines.utf8))
+            _ = rename(portFile + ".tmp", portFile)
         }
         for (spec, p) in zip(config.forwards, hub.forwardPorts) where spec.listenPort == 0 {
             logger.info("forward \(spec) is listening on port \(p)")

@@ -1,0 +1,104 @@
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A small HTTP CONNECT proxy with basic auth, like a corporate egress proxy: answers 407
+/// without the right credentials, otherwise dials the requested loopback port and relays.
+final class ConnectProxy: @unchecked Sendable {
+    // Invariant: `listenFD` is fixed after init; counters are atomics.
+    let port: Int
+    private let listenFD: Int32
+    private let expectedAuth: String
+    let tunnels = Atomic<Int>(0)
+    let refusals = Atomic<Int>(0)
+    private let stopped = Atomic<Bool>(false)
+
+    init(user: String, password: String) throws {
+        expectedAuth = "Basic " + Data("\(user):\(password)".utf8).base64EncodedString()
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(4))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        listen(fd, 64)
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        port = Int(UInt16(bigEndian: addr.sin_port))
+        listenFD = fd
+        Thread { [self] in self.acceptLoop() }.start()
+    }
+
+    func stop() {
+        stopped.store(true, ordering: .relaxed)
+        Glibc.shutdown(listenFD, Int32(SHUT_RDWR))
+        Glibc.close(listenFD)
+    }
+
+    private func acceptLoop() {
+        while !stopped.load(ordering: .relaxed) {
+            let c = accept(listenFD, nil, nil)
+            if c < 0 { if errno == EINTR { continue } else { return } }
+            Thread { [self] in self.handle(c) }.start()
+        }
+    }
+
+    private func handle(_ fd: Int32) {
+        let client = Socket(fd: fd)
+        var head: [UInt8] = []
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+        defer { buf.deallocate() }
+        while !head.suffix(4).elementsEqual([13, 10, 13, 10]) {
+            guard case .data(let n) = client.receive(into: UnsafeMutableRawBufferPointer(rebasing: buf[0..<1])) else { return }
+            head.append(contentsOf: buf[0..<n])
+            if head.count > 16384 { return }
+        }
+        let text = String(decoding: head, as: UTF8.self)
+        let lines = text.components(separatedBy: "\r\n")
+        let parts = lines[0].split(separator: " ")
+        guard parts.count == 3, parts[0] == "CONNECT" else {
+            try? client.send(Array("HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n".utf8))
+            return
+        }
+        let auth = lines.first { $0.lowercased().hasPrefix("proxy-authorization:") }
+            .map { String($0.dropFirst("proxy-authorization:".count)).trimmingCharacters(in: .whitespaces) }
+        guard auth == expectedAuth else {
+            refusals.add(1, ordering: .relaxed)
+            try? client.send(Array("HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"test\"\r\nContent-Length: 0\r\n\r\n".utf8))
+            return
+        }
+        let hostPort = String(parts[1])
+        guard let colon = hostPort.lastIndex(of: ":"), let port = Int(hostPort[hostPort.index(after: colon)...]),
+              let upstream = try? Socket.connect(port: port, receiveTimeout: 300) else {
+            try? client.send(Array("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n".utf8))
+            return
+        }
+        tunnels.add(1, ordering: .relaxed)
+        try? client.send(Array("HTTP/1.1 200 Connection established\r\n\r\n".utf8))
+        client.setReceiveTimeout(300)
+        let cfd = client.fd, ufd = upstream.fd
+        let pump = Worker { relay(from: ufd, to: cfd) }
+        relay(from: cfd, to: ufd)
+        _ = try? pump.join(timeout: 600)
+    }
+}
+
+/// Copies bytes until EOF or error, then half-closes the destination.
+private func relay(from: Int32, to: Int32) {
+    let buf = UnsafeMutableRawPointer.allocate(byteCount: 65536, alignment: 16)
+    defer { buf.deallocate() }
+    while true {
+        let n = recv(from, buf, 65536, 0)
+        if n <= 0 { break }
+        var off = 0
+        while off < n {
+            let w = send(to, buf + off, n - off, Int32(MSG_NOSIGNAL))
+            if w <= 0 { shutdown(to, Int32(SHUT_WR)); return }
+            off += w
+        }
+    }
+    shutdown(to, Int32(SHUT_WR))
+}
