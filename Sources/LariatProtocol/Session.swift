@@ -26,7 +26,7 @@ public final class Session {
 
     // Negotiated parameters.
     var peerMaxFramePayload = ProtocolLimits.minMaxFramePayload
-    var compressionEnabled = false
+    public internal(set) var compressionEnabled = false
     var autoTuning = false
     var initialPeerWindow = 0 // the peer's per-stream receive window
 
@@ -244,6 +244,13 @@ public final class Session {
     public func transportClosed(_ why: String) {
         guard state != .ended else { return }
         end(.transportClosed(why), streamCode: .cancel, message: "tunnel connection lost: \(why)")
+    }
+
+    /// Advances the session's clock without running timers. The runtime calls it on every
+    /// entry point so PING timestamps and window auto-tuning see the current time.
+    @inline(__always)
+    public func advanceClock(to now: UInt64) {
+        if now > self.now { self.now = now }
     }
 
     /// Sends a PING now (RTT measurement); liveness pings are automatic in `tick`.

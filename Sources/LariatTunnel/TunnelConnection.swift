@@ -43,6 +43,8 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
     public unowned(unsafe) let delegate: any TunnelConnectionDelegate
     /// Free-form label for logs ("agent c-1/node-2", "hub").
     public var label: String
+    /// Every measured round trip (nanoseconds), for probes.
+    public var onRoundTrip: ((UInt64) -> Void)?
 
     private var webSocketDecoder: WebSocketDecoder
     private var webSocketEncoder: WebSocketEncoder
@@ -133,11 +135,15 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
     /// Runs `body` as a session entry point, then sends what it produced.
     @inline(__always)
     func withSession(_ body: (Session) -> Void) {
+        session.advanceClock(to: loop.now)
         inSession += 1
         body(session)
         inSession -= 1
         if inSession == 0 { flush() }
     }
+
+    /// Sends a PING now (its PONG raises `onRoundTrip`).
+    public func ping() { withSession { $0.ping() } }
 
     // MARK: Shutdown
 
@@ -196,6 +202,7 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
         // Entry points flush on the way out; this catches output raised from elsewhere.
         if inSession == 0 && !flushing { flush() } else if inSession == 0 { scheduleFlush() }
     }
+    public func session(_ session: Session, roundTrip nanos: UInt64) { onRoundTrip?(nanos) }
     public func session(_ session: Session, goAwayReceived code: ErrorCode, reason: String) {
         delegate.tunnel(self, goAwayReceived: code, reason: reason)
     }

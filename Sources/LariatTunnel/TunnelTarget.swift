@@ -7,8 +7,20 @@ public enum TunnelTarget: Equatable, Sendable, CustomStringConvertible {
     case kubernetesAPI
     /// "svc:NAMESPACE/NAME:PORT": an in-cluster service.
     case service(namespace: String, name: String, port: Int)
+    /// "lariat:discard": the agent drops what it receives (`lariat-hub bench`, upload).
+    case discard
+    /// "lariat:source:BYTES[:json]": the agent sends BYTES bytes, random or JSON-like (download).
+    case source(bytes: Int, compressible: Bool)
 
     public init?(_ s: String) {
+        if s == "lariat:discard" { self = .discard; return }
+        if s.hasPrefix("lariat:source:") {
+            let parts = s.dropFirst("lariat:source:".count).split(separator: ":")
+            guard let first = parts.first, let n = Int(first), n >= 0, parts.count <= 2,
+                  parts.count == 1 || parts[1] == "json" else { return nil }
+            self = .source(bytes: n, compressible: parts.count == 2)
+            return
+        }
         if s == "k8s-api" { self = .kubernetesAPI; return }
         if s.hasPrefix("tcp:") {
             guard let (host, port) = Self.hostPort(s.dropFirst(4)) else { return nil }
@@ -32,6 +44,8 @@ public enum TunnelTarget: Equatable, Sendable, CustomStringConvertible {
         case .tcp(let host, let port): host.contains(":") ? "tcp:[\(host)]:\(port)" : "tcp:\(host):\(port)"
         case .kubernetesAPI: "k8s-api"
         case .service(let ns, let name, let port): "svc:\(ns)/\(name):\(port)"
+        case .discard: "lariat:discard"
+        case .source(let n, let json): "lariat:source:\(n)\(json ? ":json" : "")"
         }
     }
 

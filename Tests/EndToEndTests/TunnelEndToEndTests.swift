@@ -250,4 +250,29 @@ import Glibc
         try agent.waitForLog("hub refused this agent: AUTHENTICATION_FAILED", timeout: 15)
         try rig.hub.waitForLog("refused agent \"impostor\" of cluster \"local\"", timeout: 5)
     }
+
+    /// `lariat-hub bench` measures a connected agent's tunnel through the hub's API, with no
+    /// target server; an unknown cluster is a clear error.
+    @Test func hubBenchMeasuresTheTunnelWithoutATargetServer() throws {
+        let rig = try TunnelRig(forwards: [])
+        defer { rig.shutdown() }
+        try rig.startAgent(id: "probed")
+        let bench = try ChildProcess(name: "bench", executable: Binaries.hub, arguments: [
+            "bench", "--data", rig.dataDirectory, "--hub", "127.0.0.1:\(rig.httpsPort)", "--cluster", "local",
+            "--mib", "16", "--json"], logDirectory: rig.directory)
+        bench.process.waitUntilExit()
+        #expect(bench.process.terminationStatus == 0, "\(bench.log)\n\(rig.logs)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(bench.log.utf8)) as? [String: Any], "\(bench.log)")
+        #expect(report["agent"] as? String == "probed")
+        #expect((report["upload_mib_per_s"] as? Double ?? 0) > 0)
+        #expect((report["download_mib_per_s"] as? Double ?? 0) > 0)
+        #expect((report["rtt_us"] as? [Double])?.count == 10)
+
+        let missing = try ChildProcess(name: "bench-missing", executable: Binaries.hub, arguments: [
+            "bench", "--data", rig.dataDirectory, "--hub", "127.0.0.1:\(rig.httpsPort)", "--cluster", "elsewhere"],
+            logDirectory: rig.directory)
+        missing.process.waitUntilExit()
+        #expect(missing.process.terminationStatus != 0)
+        #expect(missing.log.contains("no agent of cluster \"elsewhere\" is connected"))
+    }
 }

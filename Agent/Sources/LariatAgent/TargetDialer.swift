@@ -22,6 +22,8 @@ final class TargetDialer {
     /// it (the Kubernetes API is preauthorized: only `--deny` applies to it).
     enum Resolution: Equatable {
         case dial(host: String, port: Int, preauthorized: Bool)
+        /// Served inside the agent: the hub's throughput probe (`lariat-hub bench`).
+        case synthetic(SyntheticStream.Mode)
         case refuse(ErrorCode, String)
     }
 
@@ -43,6 +45,10 @@ final class TargetDialer {
             }
             let domain = serviceDomain.hasPrefix(".") ? String(serviceDomain.dropFirst()) : serviceDomain
             return .dial(host: "\(name).\(namespace).\(domain)", port: port, preauthorized: false)
+        case .discard:
+            return .synthetic(.discard)
+        case .source(let bytes, let json):
+            return .synthetic(.source(bytes: bytes, compressible: json))
         }
     }
 
@@ -54,6 +60,9 @@ final class TargetDialer {
         switch Self.resolve(target: target, kubernetesAPI: configuration.kubernetesAPI, serviceDomain: configuration.serviceDomain) {
         case .refuse(let code, let message):
             refuse(tunnel, id, target, code, message)
+        case .synthetic(let mode):
+            let stream = SyntheticStream(loop: loop, mode: mode)
+            if tunnel.acceptBridged(id, to: stream) == nil { stream.close() }
         case .dial(let host, let port, let preauthorized):
             let hostPort = HostPort(host: host, port: port)
             let what = "dial tcp \(hostPort)"

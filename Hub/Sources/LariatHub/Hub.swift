@@ -59,6 +59,7 @@ public final class Hub {
             ws.append(LoopBound(HubWorker(index: i, loop: loop, hub: shared), loop: loop))
         }
         workers = ws
+        shared.workers = ws
         try listen()
     }
 

@@ -82,10 +82,42 @@ final class HubHTTPConnection: ByteStreamHandler {
                 #"{"cluster":"\#(e.cluster)","agent":"\#(e.agentID)","role":"\#(e.role == .clusterAgent ? "cluster" : "node")","worker":\#(e.worker),"remote":"\#(e.remote)","draining":\#(e.draining)}"#
             }
             respond(200, "[" + rows.joined(separator: ",") + "]\n", contentType: "application/json", close: !head.keepAlive)
+        case ("GET", let path) where path.hasPrefix("/v1/clusters/") && path.hasSuffix("/bench"):
+            guard hub.isAdmin(bearer(head)) else { return respond(401, "admin token required (Authorization: Bearer …)\n", close: !head.keepAlive) }
+            let cluster = String(path.dropFirst("/v1/clusters/".count).dropLast("/bench".count))
+            bench(cluster: cluster, query: head.query.map(String.init) ?? "", keepAlive: head.keepAlive)
         case ("GET", "/v1/connect"):
             respond(426, "the tunnel endpoint needs a WebSocket upgrade\n", close: true)
         default:
             respond(404, "no such endpoint: \(head.method) \(head.path)\n", close: !head.keepAlive)
+        }
+    }
+
+    /// `GET /v1/clusters/NAME/bench?bytes=N&payload=random|json&format=json|text`: runs the
+    /// tunnel probe on the agent's worker and answers from this one.
+    private func bench(cluster: String, query: String, keepAlive: Bool) {
+        var params: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            if kv.count == 2 { params[String(kv[0])] = String(kv[1]) }
+        }
+        let bytes = min(max(Int(params["bytes"] ?? "") ?? (64 << 20), 1 << 20), 4 << 30)
+        let json = params["payload"] == "json"
+        let asJSON = params["format"] != "text"
+        guard let agent = worker.hub.registry.pick(cluster: cluster) else {
+            return respond(404, "no agent of cluster \"\(cluster)\" is connected\n", close: !keepAlive)
+        }
+        let me = LoopBound(self, loop: worker.loop)
+        let target = worker.hub.workers[agent.worker]
+        target.loop.execute {
+            target.value.benchmark(tunnel: agent.key, cluster: cluster, agent: agent.agentID, bytes: bytes, json: json) { report in
+                me.loop.execute {
+                    let conn = me.value
+                    let status = report.error == nil ? 200 : 502
+                    conn.respond(status, asJSON ? report.json + "\n" : report.text,
+                                 contentType: asJSON ? "application/json" : "text/plain; charset=utf-8", close: !keepAlive)
+                }
+            }
         }
     }
 

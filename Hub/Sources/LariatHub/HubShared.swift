@@ -14,6 +14,8 @@ final class HubShared: Sendable {
     let adminTokenSHA256: String
     let logger: Logger
     private let draining = Atomic<Bool>(false)
+    /// The worker loops, set once right after init (before any connection is accepted).
+    nonisolated(unsafe) var workers: [LoopBound<HubWorker>] = []
     private let cursor = Atomic<Int>(0)
 
     init(configuration: HubConfiguration, store: ClusterStore, registry: AgentRegistry, tls: TLSContext,

@@ -103,6 +103,20 @@ final class HubWorker: TunnelConnectionDelegate {
         }
     }
 
+    /// Runs the tunnel probe on tunnel `key` and hands the report to `reply` (on this loop).
+    func benchmark(tunnel key: UInt64, cluster: String, agent: String, bytes: Int, json: Bool,
+                   reply: @escaping @Sendable (TunnelBenchmark.Report) -> Void) {
+        guard let tunnel = tunnels[key], tunnel.session.state == .established else {
+            var r = TunnelBenchmark.Report(cluster: cluster, agent: agent, bytes: bytes, payload: json ? "json" : "random",
+                                           compression: false, rttMicros: [], uploadSeconds: 0, downloadSeconds: 0)
+            r.error = "the agent disconnected"
+            return reply(r)
+        }
+        logger.info("bench of \(tunnel.label): \(bytes >> 20) MiB each way")
+        TunnelBenchmark(tunnel: tunnel, cluster: cluster, agent: agent, bytes: bytes, json: json, timeoutSeconds: 120,
+                        completion: reply).start()
+    }
+
     /// Sends GOAWAY on every tunnel of this loop.
     func drainAll(reason: String) {
         for t in tunnels.values { t.drain(reason: reason) }

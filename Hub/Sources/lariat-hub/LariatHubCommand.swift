@@ -9,7 +9,7 @@ struct LariatHubCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lariat-hub",
         abstract: "The Lariat hub: accepts agent tunnels and carries traffic to the clusters behind them.",
-        subcommands: [Serve.self, Cluster.self],
+        subcommands: [Serve.self, Cluster.self, Bench.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -142,6 +142,42 @@ struct Cluster: ParsableCommand {
                 throw ValidationError(e.description)
             }
         }
+    }
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure throughput and round trips between a running hub and a connected agent (no extra server needed).")
+
+    @OptionGroup var common: CommonOptions
+
+    @Option(name: .long, help: "The cluster whose agent to measure.")
+    var cluster: String
+
+    @Option(name: .long, help: "The running hub's HTTPS address (HOST:PORT).")
+    var hub: String = "127.0.0.1:8443"
+
+    @Option(name: .long, help: "MiB to send each way.")
+    var mib: Int = 64
+
+    @Option(name: .long, help: "Payload: random (incompressible) or json (Kubernetes-like).")
+    var payload: String = "random"
+
+    @Flag(name: .long, help: "Print the JSON report.")
+    var json = false
+
+    func run() throws {
+        guard let (host, port) = parseHostPort(hub) else { throw ValidationError("--hub must be HOST:PORT") }
+        guard payload == "random" || payload == "json" else { throw ValidationError("--payload is random or json") }
+        let ca = try String(contentsOfFile: common.data + "/tls/ca.pem", encoding: .utf8)
+        let token = try String(contentsOfFile: common.data + "/admin.token", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let response = try HubAPIClient.get(
+            host: host == "0.0.0.0" ? "127.0.0.1" : host, port: port,
+            path: "/v1/clusters/\(cluster)/bench?bytes=\(mib << 20)&payload=\(payload)&format=\(json ? "json" : "text")",
+            bearer: token, caPEM: ca)
+        print(response.body, terminator: "")
+        if response.status != 200 { throw ExitCode(1) }
     }
 }
 
