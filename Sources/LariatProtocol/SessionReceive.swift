@@ -222,7 +222,6 @@ extension Session {
         }
         sessionRecvCredit -= decodedLength
         guard let s = try knownStream(id, h) else {
-            stats.ignoredFrames += 1
             sessionUnannounced += decodedLength
             if sessionUnannounced >= config.sessionWindow / 4 { sendSessionWindow() }
             return
