@@ -70,3 +70,13 @@ extension String {
         self = s
     }
 }
+
+extension String {
+    /// At most `maxBytes` of UTF-8, cut at a scalar boundary so the result stays valid UTF-8.
+    public func truncatedUTF8(_ maxBytes: Int) -> String {
+        guard utf8.count > maxBytes else { return self }
+        var end = utf8.index(utf8.startIndex, offsetBy: maxBytes)
+        while String.Index(end, within: unicodeScalars) == nil { end = utf8.index(before: end) }
+        return String(unicodeScalars[..<end])
+    }
+}

@@ -1,4 +1,4 @@
-/// Error codes carried by OPEN_FAIL, RESET and GOAWAY (PROTOCOL.md §7). Unknown codes must be
+/// Error codes carried by OPEN_FAIL, RESET and GOAWAY (PROTOCOL.md §11). Unknown codes must be
 /// treated as `internalError` by the receiver, so the type keeps the raw value.
 public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public let rawValue: UInt32

@@ -100,7 +100,7 @@ public struct Capabilities: OptionSet, Sendable, Hashable {
     public static let windowAutoTuning = Capabilities(rawValue: 1 << 2)
 }
 
-/// Protocol-wide constants (PROTOCOL.md §8, "Limits").
+/// Protocol-wide constants (PROTOCOL.md §12, "Limits").
 public enum ProtocolLimits {
     public static let version: UInt16 = 1
     /// Every implementation must accept payloads of at least this size.

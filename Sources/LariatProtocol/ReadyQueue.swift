@@ -1,8 +1,10 @@
-/// A fixed-capacity FIFO of stream ids: the round-robin order of one scheduling class.
-/// Preallocated at the session's stream limit so enqueueing never allocates.
+/// A FIFO of stream ids: the round-robin order of one scheduling class. Preallocated at the
+/// session's stream limit so that, in steady state, enqueueing never allocates. A stream removed
+/// while queued leaves a stale id behind (skipped when popped), so a burst of open/reset cycles
+/// between two `produce` calls can exceed the limit: then the ring doubles.
 struct ReadyQueue {
     private var storage: UnsafeMutablePointer<UInt32>
-    private let capacity: Int
+    private var capacity: Int
     private var head = 0
     private(set) var count = 0
 
@@ -16,7 +18,7 @@ struct ReadyQueue {
     var isEmpty: Bool { count == 0 }
 
     mutating func push(_ id: UInt32) {
-        precondition(count < capacity, "ready queue overflow: a stream was queued twice")
+        if count == capacity { grow() }
         storage[(head + count) % capacity] = id
         count += 1
     }
@@ -30,4 +32,13 @@ struct ReadyQueue {
     }
 
     mutating func removeAll() { head = 0; count = 0 }
+
+    private mutating func grow() {
+        let bigger = UnsafeMutablePointer<UInt32>.allocate(capacity: capacity * 2)
+        for i in 0..<count { bigger[i] = storage[(head + i) % capacity] }
+        storage.deallocate()
+        storage = bigger
+        capacity *= 2
+        head = 0
+    }
 }

@@ -138,7 +138,7 @@ public final class Session {
         slots[s].recvWindow = config.initialStreamWindow
         slots[s].recvCredit = config.initialStreamWindow
         slots[s].lastWindowUpdateAt = now
-        slots[s].sendCredit = initialPeerWindow
+        // Our send credit is the window the opener put in OPEN (plus any WINDOW since).
         control.append(frame: .openOK(stream: id, window: UInt32(config.initialStreamWindow)))
         schedule(s)
         announceOutput()
@@ -155,7 +155,7 @@ public final class Session {
     public func refuse(_ id: UInt32, code: ErrorCode, message: String) {
         guard let s = slot(id), slots[s].phase == .awaitingAccept else { return }
         pendingAccepts -= 1
-        control.append(frame: .openFail(stream: id, code: code, message: String(message.utf8.prefix(ProtocolLimits.maxReasonLength))!))
+        control.append(frame: .openFail(stream: id, code: code, message: message.truncatedUTF8(ProtocolLimits.maxReasonLength)))
         remove(s)
         announceOutput()
     }
@@ -199,7 +199,7 @@ public final class Session {
     public func reset(_ id: UInt32, code: ErrorCode = .cancel, message: String = "") {
         guard state != .ended, let s = slot(id) else { return }
         if slots[s].phase == .awaitingAccept { pendingAccepts -= 1 }
-        control.append(frame: .reset(stream: id, code: code, message: String(message.utf8.prefix(ProtocolLimits.maxReasonLength))!))
+        control.append(frame: .reset(stream: id, code: code, message: message.truncatedUTF8(ProtocolLimits.maxReasonLength)))
         stats.streamsReset += 1
         remove(s)
         announceOutput()
@@ -215,7 +215,7 @@ public final class Session {
         slots[s].delivered -= n
         slots[s].unannounced += n
         if !slots[s].remoteFinished, slots[s].unannounced >= slots[s].recvWindow / 2 { sendStreamWindow(s) }
-        if sessionUnannounced >= config.sessionWindow / 4 { sendSessionWindow() }
+        returnSessionCreditIfDue()
     }
 
     // MARK: Session control
@@ -225,7 +225,7 @@ public final class Session {
         guard state == .established || state == .draining, !localGoAway else { return }
         localGoAway = true
         state = .draining
-        control.append(frame: .goAway(lastStreamID: highestPeerID, code: code, reason: reason))
+        control.append(frame: .goAway(lastStreamID: highestPeerID, code: code, reason: reason.truncatedUTF8(ProtocolLimits.maxReasonLength)))
         announceOutput()
         endIfDrained()
     }
@@ -234,7 +234,7 @@ public final class Session {
     public func close(code: ErrorCode = .noError, reason: String = "") {
         guard state != .ended else { return }
         if state != .handshaking || !isClient {
-            control.append(frame: .goAway(lastStreamID: highestPeerID, code: code, reason: reason))
+            control.append(frame: .goAway(lastStreamID: highestPeerID, code: code, reason: reason.truncatedUTF8(ProtocolLimits.maxReasonLength)))
             announceOutput()
         }
         end(.closed, streamCode: code == .noError ? .cancel : code, message: reason.isEmpty ? "session closed" : reason)
@@ -312,6 +312,7 @@ public final class Session {
         if r.delivered > 0 {
             sessionDelivered -= r.delivered
             sessionUnannounced += r.delivered
+            returnSessionCreditIfDue()
         }
         slots[s].sendBuffer.release(to: &sendPool)
         index[r.id] = nil
@@ -348,7 +349,7 @@ public final class Session {
         if underPressure {
             // Shrink: withhold part of the grant so the peer's credit falls to a smaller window.
             let target = max(config.minStreamWindow, window / 2)
-            let cut = min(window - target, grant)
+            let cut = max(0, min(window - target, grant))
             grant -= cut
             window -= cut
         } else if autoTuning, window < config.maxStreamWindow, smoothedRTT > 0,
@@ -369,6 +370,13 @@ public final class Session {
         announceOutput()
     }
 
+    /// Announces freed session credit once a quarter of the window has accumulated, whatever
+    /// freed it (consumption, a reset stream, discarded DATA): credit that is never announced
+    /// would stall every stream of the session.
+    func returnSessionCreditIfDue() {
+        if sessionUnannounced >= config.sessionWindow / 4 { sendSessionWindow() }
+    }
+
     func sendSessionWindow() {
         let grant = sessionUnannounced
         guard grant > 0, state != .ended else { return }
@@ -382,7 +390,7 @@ public final class Session {
     func fail(_ v: ProtocolViolation) {
         guard state != .ended else { return }
         stats.protocolErrors += 1
-        control.append(frame: .goAway(lastStreamID: highestPeerID, code: v.code, reason: String(v.message.utf8.prefix(ProtocolLimits.maxReasonLength))!))
+        control.append(frame: .goAway(lastStreamID: highestPeerID, code: v.code, reason: v.message.truncatedUTF8(ProtocolLimits.maxReasonLength)))
         announceOutput()
         end(.localError(v), streamCode: v.code, message: v.message)
     }

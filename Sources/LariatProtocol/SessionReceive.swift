@@ -31,8 +31,11 @@ extension Session {
         do {
             frame = try Frame.decode(header: h, payload: payload, maxPayload: config.maxFramePayload)
         } catch {
-            if error.isConnectionError || error.streamID == 0 { throw error }
-            // A malformed frame for one stream costs only that stream.
+            // A malformed frame for a live stream costs only that stream; before the handshake,
+            // or on an id never used, it is the peer's confusion about the whole session.
+            if error.isConnectionError || error.streamID == 0 || state == .handshaking || slot(error.streamID) == nil {
+                throw ProtocolViolation(error.code, error.message, stream: error.streamID, connection: true)
+            }
             rejectStream(error.streamID, error)
             return
         }
@@ -117,6 +120,7 @@ extension Session {
             case .refuse(let code, let reason):
                 throw ProtocolViolation(code, reason)
             case .accept(let sessionID):
+                try validate(window: hello.initialStreamWindow, sessionWindow: hello.sessionWindow, maxFrame: hello.maxFramePayload)
                 var w = Welcome()
                 w.capabilities = hello.capabilities.intersection(config.compression ? [.lz4, .streamClasses, .windowAutoTuning] : [.streamClasses, .windowAutoTuning])
                 w.initialStreamWindow = UInt32(config.initialStreamWindow)
@@ -148,15 +152,19 @@ extension Session {
         }
     }
 
-    private func settle(capabilities: Capabilities, peerWindow: UInt32, peerSessionWindow: UInt32,
-                        peerMaxFrame: UInt32) throws(ProtocolViolation) {
-        guard Int(peerMaxFrame) >= ProtocolLimits.minMaxFramePayload, Int(peerMaxFrame) <= ProtocolLimits.maxMaxFramePayload else {
-            throw ProtocolViolation(.protocolError, "maxFramePayload \(peerMaxFrame) outside \(ProtocolLimits.minMaxFramePayload)...\(ProtocolLimits.maxMaxFramePayload)")
+    private func validate(window: UInt32, sessionWindow: UInt32, maxFrame: UInt32) throws(ProtocolViolation) {
+        guard Int(maxFrame) >= ProtocolLimits.minMaxFramePayload, Int(maxFrame) <= ProtocolLimits.maxMaxFramePayload else {
+            throw ProtocolViolation(.protocolError, "maxFramePayload \(maxFrame) outside \(ProtocolLimits.minMaxFramePayload)...\(ProtocolLimits.maxMaxFramePayload)")
         }
-        guard peerWindow > 0, Int(peerWindow) <= ProtocolLimits.maxWindow,
-              peerSessionWindow > 0, Int(peerSessionWindow) <= ProtocolLimits.maxWindow else {
+        guard window > 0, Int(window) <= ProtocolLimits.maxWindow,
+              sessionWindow > 0, Int(sessionWindow) <= ProtocolLimits.maxWindow else {
             throw ProtocolViolation(.flowControlError, "handshake window out of range")
         }
+    }
+
+    private func settle(capabilities: Capabilities, peerWindow: UInt32, peerSessionWindow: UInt32,
+                        peerMaxFrame: UInt32) throws(ProtocolViolation) {
+        try validate(window: peerWindow, sessionWindow: peerSessionWindow, maxFrame: peerMaxFrame)
         compressionEnabled = config.compression && capabilities.contains(.lz4)
         autoTuning = capabilities.contains(.windowAutoTuning)
         peerMaxFramePayload = Int(peerMaxFrame)
@@ -207,6 +215,9 @@ extension Session {
         var decodedLength = payload.count
         let compressed = h.flags & FrameFlags.lz4 != 0
         if compressed {
+            guard compressionEnabled else {
+                throw ProtocolViolation(.protocolError, "LZ4-compressed DATA, but compression was not negotiated")
+            }
             guard payload.count >= 5 else {
                 throw ProtocolViolation(.frameSizeError, "compressed DATA shorter than 5 bytes")
             }
@@ -223,17 +234,19 @@ extension Session {
         sessionRecvCredit -= decodedLength
         guard let s = try knownStream(id, h) else {
             sessionUnannounced += decodedLength
-            if sessionUnannounced >= config.sessionWindow / 4 { sendSessionWindow() }
+            returnSessionCreditIfDue()
             return
         }
         guard slots[s].phase == .open, !slots[s].remoteFinished else {
             sessionUnannounced += decodedLength
+            returnSessionCreditIfDue()
             rejectStream(id, ProtocolViolation(.streamClosed,
                 slots[s].remoteFinished ? "DATA after FIN" : "DATA before OPEN_OK", stream: id, connection: false))
             return
         }
         guard decodedLength <= slots[s].recvCredit else {
             sessionUnannounced += decodedLength
+            returnSessionCreditIfDue()
             rejectStream(id, ProtocolViolation(.flowControlError, "DATA exceeds the stream window", stream: id, connection: false))
             return
         }
@@ -241,6 +254,7 @@ extension Session {
             let block = UnsafeRawBufferPointer(rebasing: payload[4...])
             guard LZ4Codec.decompress(block, into: scratch, decodedLength: decodedLength) else {
                 sessionUnannounced += decodedLength
+                returnSessionCreditIfDue()
                 rejectStream(id, ProtocolViolation(.compressionError, "LZ4 block does not decode to \(decodedLength) bytes", stream: id, connection: false))
                 return
             }

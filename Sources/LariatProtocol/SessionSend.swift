@@ -19,9 +19,12 @@ extension Session {
             guard let id = nextReady() else { break }
             guard let s = slot(id) else { continue } // reset while queued
             slots[s].queued = false
-            used += emit(s, into: base + used, room: out.count - used)
+            let n = emit(s, into: base + used, room: out.count - used)
+            used += n
             schedule(s)
             if let s = slot(id), slots[s].isDone { closeStream(s) }
+            // Nothing could be sent (the session window is spent): wait for a WINDOW.
+            if n == 0 { break }
         }
         if !hasOutput { outputAnnounced = false }
         if !writableNotices.isEmpty { fireWritable() }
@@ -29,12 +32,13 @@ extension Session {
     }
 
     /// The next stream to serve: strict priority between classes, FIFO within a class.
-    /// Streams that only wait for session credit stay queued.
+    /// Without session credit only FIN-only frames could go, so nothing is taken: streams stay
+    /// queued until a WINDOW arrives.
     private func nextReady() -> UInt32? {
+        guard sessionSendCredit > 0 else { return nil }
         if let id = ready.control.pop() { return id }
         if let id = ready.interactive.pop() { return id }
-        if sessionSendCredit > 0, let id = ready.bulk.pop() { return id }
-        return nil
+        return ready.bulk.pop()
     }
 
     /// Writes one DATA frame for slot `s` at `at`; returns its size on the wire.

@@ -92,3 +92,117 @@ import Testing
         #expect(out.contains(.openFail(stream: keep + 2, code: .refused, message: "session is draining")))
     }
 }
+
+/// Regressions found by the session fuzzer and by review (fuzz/crashes/README.md).
+@Suite struct FuzzRegressionTests {
+    /// An interactive stream with data while the session window is spent must not spin produce().
+    @Test func produceReturnsWhenSessionCreditIsSpent() throws {
+        var cfg = SessionConfig()
+        cfg.sessionWindow = 64 * 1024
+        let p = SessionPair(serverConfig: cfg)
+        p.serverDelegate.autoConsume = false
+        let bulk = try p.client.open(target: "bulk")
+        let shell = try p.client.open(target: "shell", streamClass: .interactive)
+        p.pump()
+        _ = p.client.write(bulk, randomBytes(200_000, seed: 21))
+        p.pump()
+        #expect(p.client.sessionSendCredit == 0)
+        _ = p.client.write(shell, [1])
+        var buf = [UInt8](repeating: 0, count: 65536)
+        let n = buf.withUnsafeMutableBytes { p.client.produce(into: $0) }
+        #expect(n == 0)
+        #expect(!p.client.hasOutput)
+    }
+
+    /// The acceptor's send credit is the window the opener announced in OPEN.
+    @Test func acceptHonoursTheOpenWindow() {
+        let p = SessionPair()
+        p.serverDelegate.autoAccept = false
+        p.injectToServer(Frame.open(stream: 1, streamClass: .bulk, window: 1000, target: "x").encode())
+        p.server.accept(1)
+        _ = p.server.write(1, randomBytes(5000, seed: 22))
+        let frames = SessionPair.frames(p.drain(p.server))
+        let sent = frames.reduce(0) { if case .data(1, _, _, let b) = $1 { $0 + b.count } else { $0 } }
+        #expect(sent == 1000)
+    }
+
+    /// Resetting a stream that held the whole session window gives the credit back.
+    @Test func resetStreamReturnsSessionCredit() throws {
+        var cfg = SessionConfig()
+        cfg.sessionWindow = 64 * 1024
+        let p = SessionPair(serverConfig: cfg)
+        p.serverDelegate.autoConsume = false
+        let a = try p.client.open(target: "a")
+        p.pump()
+        _ = p.client.write(a, randomBytes(100_000, seed: 23))
+        p.pump()
+        #expect(p.client.sessionSendCredit == 0)
+        p.server.reset(a)
+        p.pump()
+        #expect(p.client.sessionSendCredit == 64 * 1024)
+        let b = try p.client.open(target: "b")
+        p.pump()
+        _ = p.client.write(b, [1, 2, 3])
+        p.pump()
+        #expect(p.serverDelegate.received[b] == [1, 2, 3])
+    }
+
+    /// Many open/reset cycles between two produce calls: stale ready-queue ids do not trap.
+    @Test func openResetBurstDoesNotOverflowTheReadyQueue() {
+        var cfg = SessionConfig()
+        cfg.maxStreams = 4
+        let p = SessionPair(serverConfig: cfg)
+        p.serverDelegate.autoAccept = false
+        var id: UInt32 = 1
+        for _ in 0..<50 {
+            p.injectToServer(Frame.open(stream: id, streamClass: .bulk, window: 1000, target: "x").encode())
+            p.server.accept(id)
+            _ = p.server.write(id, [1])
+            p.injectToServer(Frame.reset(stream: id, code: .cancel, message: "").encode())
+            id += 2
+        }
+        _ = p.drain(p.server)
+        #expect(p.server.state == .established)
+    }
+
+    @Test func longReasonsAreCutAtACharacterBoundary() throws {
+        let p = SessionPair()
+        let id = try p.client.open(target: "x")
+        p.pump()
+        let reason = String(repeating: "a", count: 1023) + "é" + String(repeating: "b", count: 100)
+        p.client.reset(id, code: .cancel, message: reason)
+        p.pump()
+        #expect(p.serverDelegate.events.contains(.reset(id, .cancel, String(repeating: "a", count: 1023))))
+        p.client.goAway(code: .goingAway, reason: String(repeating: "ü", count: 2000))
+        p.pump()
+        #expect(p.client.state != .established)
+        #expect(p.server.state != .ended || p.serverDelegate.endReason == .closed)
+    }
+
+    @Test func lz4WithoutNegotiationIsFatal() throws {
+        var off = SessionConfig()
+        off.compression = false
+        let p = SessionPair(serverConfig: off)
+        let id = try p.client.open(target: "x")
+        p.pump()
+        p.injectToServer(Frame.data(stream: id, fin: false, compressed: true, payload: [0, 0, 0, 1, 0x10, 0x41]).encode())
+        #expect(p.server.state == .ended)
+    }
+
+    @Test func malformedOpenOnAnIdleIDIsFatal() {
+        let p = SessionPair()
+        p.injectToServer(Frame.open(stream: 1, streamClass: .bulk, window: 1000, target: "x").encode().enumerated().map { $0.offset == 9 ? 9 : $0.element })
+        #expect(p.server.state == .ended)
+    }
+
+    @Test func badHelloParametersAreRefusedWithoutWelcome() {
+        var hello = SessionPair.defaultHello
+        hello.maxFramePayload = 100
+        let p = SessionPair(handshake: false)
+        _ = p.drain(p.client)
+        p.injectToServer(Frame.hello(hello).encode())
+        let out = SessionPair.frames(p.drain(p.server))
+        #expect(!out.contains { if case .welcome = $0 { true } else { false } })
+        #expect(out.contains { if case .goAway(_, .protocolError, _) = $0 { true } else { false } })
+    }
+}
