@@ -5,7 +5,7 @@ struct ControlQueue {
     private var bytes: [UInt8] = []
     private var head = 0
 
-    init() { bytes.reserveCapacity(4096) }
+    init() { bytes.reserveCapacity(256) }
 
     var isEmpty: Bool { head == bytes.count }
     var count: Int { bytes.count - head }

@@ -1,8 +1,9 @@
 /// Splits the incoming byte stream into whole frames. Frames that arrive whole are handed out
-/// in place (no copy); only a frame cut by a read boundary is copied into one preallocated
-/// reassembly buffer sized for the largest legal frame, so memory per session is fixed.
+/// in place (no copy); only a frame cut by a read boundary is copied into a reassembly buffer
+/// sized for the largest legal frame. It is allocated on first use and kept, so an idle session
+/// costs nothing and a busy one allocates once.
 final class FrameDecoder {
-    private let buffer: UnsafeMutableRawPointer
+    private var storage: UnsafeMutableRawPointer?
     private let capacity: Int
     private var buffered = 0
     /// The largest payload the local side accepts. Raised once the handshake settles.
@@ -11,10 +12,16 @@ final class FrameDecoder {
     init(maxPayload: Int, capacityLimit: Int) {
         self.maxPayload = maxPayload
         self.capacity = FrameHeader.size + capacityLimit
-        self.buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
     }
 
-    deinit { buffer.deallocate() }
+    deinit { storage?.deallocate() }
+
+    private var buffer: UnsafeMutableRawPointer {
+        if let storage { return storage }
+        let b = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        storage = b
+        return b
+    }
 
     var hasPartialFrame: Bool { buffered > 0 }
 

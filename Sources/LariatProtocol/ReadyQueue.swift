@@ -1,7 +1,6 @@
-/// A FIFO of stream ids: the round-robin order of one scheduling class. Preallocated at the
-/// session's stream limit so that, in steady state, enqueueing never allocates. A stream removed
-/// while queued leaves a stale id behind (skipped when popped), so a burst of open/reset cycles
-/// between two `produce` calls can exceed the limit: then the ring doubles.
+/// A FIFO of stream ids: the round-robin order of one scheduling class. The ring doubles when
+/// full and never shrinks, so after warm-up enqueueing never allocates. A stream removed while
+/// queued leaves a stale id behind, skipped when popped.
 struct ReadyQueue {
     private var storage: UnsafeMutablePointer<UInt32>
     private var capacity: Int

@@ -20,6 +20,8 @@ public final class Session {
     public internal(set) var welcome: Welcome?
     /// Smoothed round-trip time, 0 until measured.
     public internal(set) var smoothedRTT: UInt64 = 0
+    /// Smallest round trip seen: the path's delay without queueing, 0 until measured.
+    public internal(set) var minRTT: UInt64 = 0
     public internal(set) var stats = SessionStats()
 
     unowned(unsafe) let delegate: any SessionDelegate
@@ -53,7 +55,14 @@ public final class Session {
 
     // Input.
     var decoder: FrameDecoder
-    let scratch: UnsafeMutableRawPointer
+    /// LZ4 decompression target, allocated at the first compressed frame.
+    var scratchStorage: UnsafeMutableRawPointer?
+    var scratch: UnsafeMutableRawPointer {
+        if let scratchStorage { return scratchStorage }
+        let b = UnsafeMutableRawPointer.allocate(byteCount: config.maxFramePayload, alignment: 16)
+        scratchStorage = b
+        return b
+    }
 
     // Liveness.
     var now: UInt64 = 0
@@ -68,13 +77,12 @@ public final class Session {
         self.config = config
         self.delegate = delegate
         self.pingInterval = config.pingIntervalNanos
-        let capacity = config.maxStreams + 1
-        ready = (ReadyQueue(capacity: capacity), ReadyQueue(capacity: capacity), ReadyQueue(capacity: capacity))
+        // Ready queues grow on demand: most sessions have a handful of busy streams.
+        ready = (ReadyQueue(capacity: 8), ReadyQueue(capacity: 8), ReadyQueue(capacity: 16))
         sendPool = SendBufferPool(blockSize: config.sendBufferSize, keep: 64)
         // Before the handshake only HELLO/WELCOME/GOAWAY are legal; they fit the minimum size.
         decoder = FrameDecoder(maxPayload: ProtocolLimits.minMaxFramePayload, capacityLimit: config.maxFramePayload)
-        scratch = .allocate(byteCount: config.maxFramePayload, alignment: 16)
-        writableNotices.reserveCapacity(64)
+        writableNotices.reserveCapacity(8)
         self.now = now
         startedAt = now
         lastReceivedAt = now
@@ -98,7 +106,7 @@ public final class Session {
     deinit {
         for i in slots.indices { slots[i].sendBuffer.release(to: &sendPool) }
         sendPool.drain()
-        scratch.deallocate()
+        scratchStorage?.deallocate()
         ready.control.deallocate(); ready.interactive.deallocate(); ready.bulk.deallocate()
     }
 
@@ -352,10 +360,12 @@ public final class Session {
             let cut = max(0, min(window - target, grant))
             grant -= cut
             window -= cut
-        } else if autoTuning, window < config.maxStreamWindow, smoothedRTT > 0,
-                  now &- slots[s].lastWindowUpdateAt < 2 * smoothedRTT {
+        } else if autoTuning, window < config.maxStreamWindow, minRTT > 0,
+                  now &- slots[s].lastWindowUpdateAt < 2 * minRTT {
             // The peer used up half a window in under two round trips: the window, not the
-            // path, is the bottleneck. Double it toward the bandwidth-delay product.
+            // path, is the bottleneck. Double it toward the bandwidth-delay product. The
+            // unloaded RTT is the yardstick: the smoothed one grows with the queues a large
+            // window builds, and would feed that growth (bufferbloat) instead of stopping it.
             let grown = min(window * 2, config.maxStreamWindow)
             grant += grown - window
             window = grown

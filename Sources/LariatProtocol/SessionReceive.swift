@@ -97,6 +97,7 @@ extension Session {
             guard v <= now, v >= startedAt else { return } // not one of ours; ignore
             let rtt = now - v
             smoothedRTT = smoothedRTT == 0 ? rtt : (smoothedRTT * 7 + rtt) / 8
+            if rtt > 0 && (minRTT == 0 || rtt < minRTT) { minRTT = rtt }
             pingOutstandingSince = 0
             delegate.session(self, roundTrip: rtt)
         case .goAway(let last, let code, let reason):
@@ -173,6 +174,8 @@ extension Session {
         sessionRecvCredit = config.sessionWindow
         decoder.maxPayload = config.maxFramePayload
         state = .established
+        // A first RTT sample right away: window auto-tuning has no yardstick without one.
+        ping()
         announceOutput()
         delegate.sessionEstablished(self)
     }

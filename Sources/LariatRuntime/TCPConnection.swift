@@ -5,8 +5,9 @@ import Glibc
 
 /// One TCP connection on one loop (accepted by `TCPListener` or made by `TCPConnection.connect`).
 ///
-/// Read path: libuv reads into ONE preallocated 64 KiB buffer owned by the connection, which
-/// is handed to the handler as an `UnsafeRawBufferPointer`, so reading allocates nothing.
+/// Read path: libuv reads into the loop's one preallocated 64 KiB buffer (`UVLoop.readBuffer`),
+/// which is handed to the handler as an `UnsafeRawBufferPointer`: reading allocates nothing, and
+/// an idle connection holds no read buffer.
 ///
 /// Write path: `uv_try_write` first (on a healthy socket the kernel takes everything, no copy).
 /// Only the remainder is copied into a backlog and sent by a single preallocated `uv_write_t`.
@@ -17,14 +18,13 @@ import Glibc
 /// callback, so an open connection stays alive by itself. Every connection must be `close()`d
 /// (errors close it automatically).
 public final class TCPConnection: LoopHandleOwner, ByteStream {
-    public static let readBufferSize = 64 * 1024
+    public static var readBufferSize: Int { UVLoop.readBufferSize }
 
     public let loop: UVLoop
     let handle: UnsafeMutablePointer<uv_tcp_t>
     private let writeRequest: UnsafeMutablePointer<uv_write_t>
     private let shutdownRequest: UnsafeMutablePointer<uv_shutdown_t>
     private let connectRequest: UnsafeMutablePointer<uv_connect_t>
-    private let readBuffer: UnsafeMutableRawPointer
 
     private var inFlight = ByteQueue()
     private var backlog = ByteQueue()
@@ -57,7 +57,6 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
         writeRequest = .allocate(capacity: 1)
         shutdownRequest = .allocate(capacity: 1)
         connectRequest = .allocate(capacity: 1)
-        readBuffer = .allocate(byteCount: Self.readBufferSize, alignment: 16)
         super.init()
         // uv_tcp_init without flags creates no socket yet, so it cannot fail.
         let rc = uv_tcp_init(loop.raw, handle)
@@ -74,7 +73,6 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
         writeRequest.deallocate()
         shutdownRequest.deallocate()
         connectRequest.deallocate()
-        readBuffer.deallocate()
     }
 
     public var isClosed: Bool { state == .closing || state == .closed }
@@ -190,11 +188,11 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
     private func startReadingIfPossible() {
         guard state == .open, wantsReading, !isReading, !receivedEOF, handlerOwner != nil else { return }
         let rc = uv_read_start(handle.asStream, { stream, _, buf in
-            // alloc_cb: always the same per-connection buffer.
+            // alloc_cb: always the loop's shared read buffer.
             withContext(stream.unsafelyUnwrapped.pointee.data, as: TCPConnection.self) { connection in
                 buf.unsafelyUnwrapped.pointee = uv_buf_t(
-                    base: connection.readBuffer.assumingMemoryBound(to: CChar.self),
-                    len: TCPConnection.readBufferSize)
+                    base: connection.loop.readBuffer.assumingMemoryBound(to: CChar.self),
+                    len: UVLoop.readBufferSize)
             }
         }, { stream, nread, _ in
             withContext(stream.unsafelyUnwrapped.pointee.data, as: TCPConnection.self) { $0.didRead(nread) }
@@ -210,7 +208,7 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
     private func didRead(_ nread: Int) {
         if nread > 0 {
             bytesReceived &+= UInt64(nread)
-            handler.streamDidRead(self, UnsafeRawBufferPointer(start: readBuffer, count: nread))
+            handler.streamDidRead(self, UnsafeRawBufferPointer(start: loop.readBuffer, count: nread))
             if retiredHandler != nil { retiredHandler = nil }
             return
         }

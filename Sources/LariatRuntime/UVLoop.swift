@@ -16,6 +16,11 @@ public final class UVLoop: Sendable {
     nonisolated(unsafe) let raw: UnsafeMutablePointer<uv_loop_t>
     public let executor: LoopExecutor
     public let name: String
+    /// The one buffer every TCP connection of this loop reads into. Safe to share because libuv
+    /// delivers reads one at a time from the loop and handlers consume the bytes before they
+    /// return; an idle connection then costs no read buffer at all. Loop thread only.
+    nonisolated(unsafe) public let readBuffer: UnsafeMutableRawPointer
+    public static let readBufferSize = 64 * 1024
     /// pthread id of the thread inside `run()`, 0 when not running.
     private let runningThread = Atomic<UInt>(0)
     private let closed = Atomic<Bool>(false)
@@ -25,6 +30,7 @@ public final class UVLoop: Sendable {
         _ = Self.ignoreSIGPIPE
         self.name = name
         raw = .allocate(capacity: 1)
+        readBuffer = .allocate(byteCount: Self.readBufferSize, alignment: 16)
         let rc = uv_loop_init(raw)
         precondition(rc == 0, "uv_loop_init failed: \(rc)")
         executor = LoopExecutor(loop: raw)
@@ -37,6 +43,7 @@ public final class UVLoop: Sendable {
     deinit {
         if !closed.load(ordering: .acquiring) { closeNow() }
         raw.deallocate()
+        readBuffer.deallocate()
     }
 
     /// Monotonic clock in nanoseconds (`uv_hrtime`); fine for timeouts and latency.

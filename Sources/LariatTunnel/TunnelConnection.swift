@@ -34,7 +34,10 @@ extension TunnelConnectionDelegate {
 /// it — decides what goes next; that is what bounds an interactive frame's wait.
 public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
     public static let outputChunk = 64 * 1024
-    public static let outputHighWater = 128 * 1024
+    public static let outputHighWater = 64 * 1024
+    /// TCP_NOTSENT_LOWAT for tunnel sockets: the kernel holds at most this much unsent, so
+    /// a frame queued now waits behind little more than `outputHighWater` plus this.
+    public static let kernelUnsentLimit = 64 * 1024
     static let webSocketHeaderRoom = 14
 
     public let loop: UVLoop

@@ -91,7 +91,7 @@ import Testing
         p.transfer(from: p.server, to: p.client, up: false)
         p.now += 20_000_000
         p.transfer(from: p.client, to: p.server, up: true)
-        #expect(p.server.smoothedRTT == 20_000_000)
+        #expect(p.server.minRTT == 20_000_000)
         let id = try p.client.open(target: "x")
         p.pump()
         let block = randomBytes(256 * 1024, seed: 9)

@@ -1,3 +1,4 @@
+import LariatTunnel
 import LariatHTTP
 import LariatRuntime
 
@@ -72,6 +73,7 @@ final class HubRequest {
             case .success(let tcp):
                 guard !self.isFinished else { tcp.close(); return }
                 tcp.setKeepAlive(seconds: 30)
+                _ = tcp.setNotSentLowWatermark(TunnelConnection.kernelUnsentLimit)
                 let transport = HandOffStream(tcp)
                 self.stream = transport
                 if let proxy = self.proxy {

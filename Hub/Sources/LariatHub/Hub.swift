@@ -78,7 +78,7 @@ public final class Hub {
                 let worker = bound.value
                 do {
                     let tcp = try TCPConnection.adopt(socket, loop: worker.loop)
-                    _ = tcp.setNotSentLowWatermark(128 * 1024)
+                    _ = tcp.setNotSentLowWatermark(TunnelConnection.kernelUnsentLimit)
                     let tls = try TLSConnection(transport: tcp, context: shared.tls)
                     _ = HubHTTPConnection(stream: tls, worker: worker, remote: remote)
                 } catch {
