@@ -12,9 +12,7 @@
 #                                 fuzz/crashes/README.md), so fuzzing can go past it
 #   JOBS=1                        libFuzzer -jobs/-workers (keep 1 on shared machines)
 #
-# Known failures (fuzz/crashes/README.md): the session target stops within about a minute on the
-# produce() spin (timeout) or on invariant stream-credit. To fuzz past them:
-#   PATCH_KNOWN_BUGS=1 LARIAT_FUZZ_SKIP=stream-credit fuzz/run.sh 240
+# The findings in fuzz/crashes/ are fixed; they are replayed before each run as regressions.
 #
 # A SwiftPM executable target cannot be used: libFuzzer supplies main(), so the harness and the
 # protocol sources are compiled as one module with swiftc -parse-as-library.
@@ -79,5 +77,16 @@ for t in $TARGETS; do
         session) build session FuzzSession.swift ;;
         *) echo "unknown target $t" >&2; exit 2 ;;
     esac
+done
+# Every saved crash is a regression test: replay them first, and stop if one still fails.
+for t in $TARGETS; do
+    for f in "$HERE/crashes/$t"/*; do
+        [ -f "$f" ] || continue
+        if ! "$OUT/fuzz-$t" -timeout=10 "$f" >/dev/null 2>&1; then
+            echo "== regression: $f still fails (fuzz-$t -timeout=10 $f to see why)" >&2
+            exit 1
+        fi
+    done
+    echo "== fuzz-$t: all saved crashes replay cleanly"
 done
 for t in $TARGETS; do run "$t"; done
