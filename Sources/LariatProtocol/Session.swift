@@ -22,6 +22,9 @@ public final class Session {
     public internal(set) var smoothedRTT: UInt64 = 0
     /// Smallest round trip seen: the path's delay without queueing, 0 until measured.
     public internal(set) var minRTT: UInt64 = 0
+    /// The most recent round trip, 0 until measured.
+    public internal(set) var lastRTT: UInt64 = 0
+    var lastProbeAt: UInt64 = 0
     public internal(set) var stats = SessionStats()
 
     unowned(unsafe) let delegate: any SessionDelegate
@@ -352,20 +355,28 @@ public final class Session {
     func sendStreamWindow(_ s: Int) {
         var grant = slots[s].unannounced
         guard grant > 0 else { return }
+        probeRoundTrip()
         var window = slots[s].recvWindow
+        // Queueing delay: the latest round trip against the unloaded one. A window larger than
+        // the path needs shows up here first, as bytes waiting in socket buffers.
+        let queueing = minRTT > 0 && lastRTT > 4 * minRTT + 200_000
         let underPressure = sessionDelivered * 2 > config.sessionWindow
-        if underPressure {
+        if underPressure || (queueing && window > config.initialStreamWindow) {
             // Shrink: withhold part of the grant so the peer's credit falls to a smaller window.
-            let target = max(config.minStreamWindow, window / 2)
+            let floor = underPressure ? config.minStreamWindow : config.initialStreamWindow
+            let target = max(floor, window / 2)
             let cut = max(0, min(window - target, grant))
             grant -= cut
             window -= cut
-        } else if autoTuning, window < config.maxStreamWindow, minRTT > 0,
+            if cut > 0 { stats.windowShrinks += 1 }
+        } else if autoTuning, !queueing, window < config.maxStreamWindow, minRTT > 0,
                   now &- slots[s].lastWindowUpdateAt < 2 * minRTT {
-            // The peer used up half a window in under two round trips: the window, not the
-            // path, is the bottleneck. Double it toward the bandwidth-delay product. The
-            // unloaded RTT is the yardstick: the smoothed one grows with the queues a large
-            // window builds, and would feed that growth (bufferbloat) instead of stopping it.
+            // Half a window went through in under two unloaded round trips and no queue is
+            // building: the window, not the path, is the bottleneck. Double it toward the
+            // bandwidth-delay product. Both yardsticks come from PING round trips: the minimum
+            // is the path without queues; the latest tells whether our own window is filling
+            // socket buffers (a CPU-bound receiver drains a backlog in bursts that would
+            // otherwise look like a fast path and feed the growth: bufferbloat).
             let grown = min(window * 2, config.maxStreamWindow)
             grant += grown - window
             window = grown
@@ -378,6 +389,14 @@ public final class Session {
         slots[s].recvCredit += grant
         control.appendWindow(stream: slots[s].id, increment: UInt32(grant))
         announceOutput()
+    }
+
+    /// While data flows, keeps one PING in flight (at most one per millisecond) so window
+    /// tuning sees current round trips, not only the idle keepalive's.
+    func probeRoundTrip() {
+        guard pingOutstandingSince == 0, autoTuning, now &- lastProbeAt > 1_000_000 else { return }
+        lastProbeAt = now
+        ping()
     }
 
     /// Announces freed session credit once a quarter of the window has accumulated, whatever
@@ -441,5 +460,6 @@ public struct SessionStats: Sendable, Equatable {
     public var streamsReset = 0
     public var protocolErrors = 0
     public var windowGrowths = 0
+    public var windowShrinks = 0
     public var ignoredFrames = 0
 }

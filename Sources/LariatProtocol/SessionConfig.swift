@@ -12,7 +12,7 @@ public struct SessionConfig: Sendable {
     /// The largest DATA payload we send: small, so an interactive frame waits at most one bulk frame.
     public var dataFrameSize = 16 * 1024
     /// The receive window each new stream starts with.
-    public var initialStreamWindow = 256 * 1024
+    public var initialStreamWindow = 128 * 1024
     /// Auto-tuning grows a busy stream's window up to this.
     public var maxStreamWindow = 16 * 1024 * 1024
     /// Streams never shrink below this under memory pressure.

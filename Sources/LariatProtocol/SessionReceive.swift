@@ -97,6 +97,7 @@ extension Session {
             guard v <= now, v >= startedAt else { return } // not one of ours; ignore
             let rtt = now - v
             smoothedRTT = smoothedRTT == 0 ? rtt : (smoothedRTT * 7 + rtt) / 8
+            lastRTT = rtt
             if rtt > 0 && (minRTT == 0 || rtt < minRTT) { minRTT = rtt }
             pingOutstandingSince = 0
             delegate.session(self, roundTrip: rtt)

@@ -6,6 +6,7 @@ import Testing
     /// sender never exceeds it.
     @Test func senderStopsAtStreamWindowUntilConsumed() throws {
         let p = SessionPair()
+        let window = SessionConfig().initialStreamWindow
         p.serverDelegate.autoConsume = false
         let id = try p.client.open(target: "x")
         p.pump()
@@ -15,15 +16,15 @@ import Testing
             sent += p.client.write(id, block)
             p.pump()
         }
-        #expect(p.serverDelegate.received[id]?.count == 256 * 1024)
+        #expect(p.serverDelegate.received[id]?.count == window)
         let s = p.server.slot(id)!
         #expect(p.server.slots[s].recvCredit == 0)
-        #expect(p.server.slots[s].delivered == 256 * 1024)
+        #expect(p.server.slots[s].delivered == window)
         // Consuming returns credit and the transfer continues.
-        p.server.consumed(id, 256 * 1024)
+        p.server.consumed(id, window)
         p.pump()
-        #expect(p.serverDelegate.received[id]!.count > 256 * 1024)
-        #expect(sent > 256 * 1024)
+        #expect(p.serverDelegate.received[id]!.count > window)
+        #expect(sent > window)
     }
 
     /// Session credit bounds the sum over streams: the hard memory cap.
@@ -126,5 +127,43 @@ import Testing
         let s = p.server.slot(a)!
         #expect(p.server.slots[s].recvWindow < 256 * 1024)
         #expect(p.server.slots[s].recvWindow >= 64 * 1024)
+    }
+}
+
+@Suite struct DelayBasedTuningTests {
+    /// Round trips well above the path's minimum mean our window is filling socket buffers:
+    /// a grown window shrinks back toward the initial size instead of growing further.
+    @Test func queueingDelayShrinksAGrownWindow() throws {
+        let p = SessionPair()
+        p.serverDelegate.autoConsume = false
+        let id = try p.client.open(target: "x")
+        p.pump()
+        let s = try #require(p.server.slot(id))
+        p.server.slots[s].recvWindow = 1 << 20
+        p.server.minRTT = 1_000_000
+        p.server.lastRTT = 20_000_000
+        _ = p.client.write(id, randomBytes(100_000, seed: 31))
+        p.pump()
+        let got = p.serverDelegate.received[id]?.count ?? 0
+        p.server.consumed(id, got)
+        p.server.sendStreamWindow(s)
+        #expect(p.server.slots[s].recvWindow < 1 << 20)
+        #expect(p.server.slots[s].recvWindow >= SessionConfig().initialStreamWindow)
+        #expect(p.server.stats.windowShrinks > 0)
+        #expect(p.server.stats.windowGrowths == 0)
+    }
+
+    /// While data flows, the receiver keeps a PING in flight so it sees current round trips.
+    @Test func windowUpdatesProbeTheRoundTrip() throws {
+        let p = SessionPair()
+        let id = try p.client.open(target: "x")
+        p.pump()
+        p.now += 5_000_000
+        _ = p.client.write(id, randomBytes(200_000, seed: 32))
+        p.transfer(from: p.client, to: p.server, up: true)
+        p.transfer(from: p.client, to: p.server, up: true)
+        let out = SessionPair.frames(p.drain(p.server))
+        #expect(out.contains { if case .ping = $0 { true } else { false } },
+                "outstanding since \(p.server.pingOutstandingSince), minRTT \(p.server.minRTT), frames \(out.count)")
     }
 }

@@ -353,7 +353,7 @@ class Lariat(Route):
         while time.time() < end and not (os.path.exists(portfile) and open(portfile).read().strip()):
             assert self.procs["hub"].poll() is None, f"hub exited, see {self.hub_log}"
             time.sleep(0.05)
-        self.hub_port = int(open(portfile).read().strip())
+        self.hub_port = int(open(portfile).read().split()[0])  # first line: HTTPS; then forwards
         self.token = open(os.path.join(self.data, "local.token")).read().strip()
         with open(os.path.join(self.data, "tls", "ca.pem"), "rb") as f:
             self.checksum = hashlib.sha256(f.read()).hexdigest()
