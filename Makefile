@@ -23,7 +23,8 @@ build:
 release:
 	scripts/ensure-deps.sh build
 	swift build -c release --product lariat-hub
-	swift build -c release --product lariat-agent
+	# The agent ships with the Swift runtime linked in: one file, and about 3 MiB less RSS.
+	swift build -c release --static-swift-stdlib --scratch-path .build-static --product lariat-agent
 
 corebench:
 	scripts/ensure-deps.sh bench

@@ -390,6 +390,10 @@ class Env:
         return os.path.join(self.work, name)
 
     def bin(self, name):
+        # The agent is measured as shipped: statically linked Swift runtime (bench.sh builds it
+        # into a scratch folder of its own so the two link modes do not rebuild each other).
+        if name == "lariat-agent" and os.environ.get("LARIAT_AGENT_BIN"):
+            return os.environ["LARIAT_AGENT_BIN"]
         return os.path.join(self.bindir, name)
 
     def start_target(self):

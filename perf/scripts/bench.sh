@@ -32,6 +32,12 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     swift build -c release --scratch-path "$SCRATCH" --product "$p" 2>&1 | grep -E "error|warning: unre|Compiling|Build of" >&2 || true
     [ -x "$SCRATCH/release/$p" ] || { echo "build of $p failed" >&2; exit 1; }
   done
+  echo "building lariat-agent (release, static Swift runtime: how it ships)" >&2
+  swift build -c release --static-swift-stdlib --scratch-path "$SCRATCH-static" --product lariat-agent 2>&1 \
+    | grep -E "error|Build of" >&2 || true
+fi
+if [ -x "$SCRATCH-static/release/lariat-agent" ]; then
+  export LARIAT_AGENT_BIN="$(cd "$SCRATCH-static/release" && pwd)/lariat-agent"
 fi
 
 # 10,000 idle streams: the client, hub, agent and target each need >10k descriptors.
