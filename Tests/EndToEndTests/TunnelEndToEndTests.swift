@@ -275,4 +275,31 @@ import Glibc
         #expect(missing.process.terminationStatus != 0)
         #expect(missing.log.contains("no agent of cluster \"elsewhere\" is connected"))
     }
+
+    /// SIGTERM drains: the hub stops accepting, tells its agents GOAWAY, lets the open stream
+    /// finish byte-exact, then exits 0.
+    @Test func sigtermDrainsOpenStreamsThenExits() throws {
+        let echo = try TargetServer(mode: .echo)
+        defer { echo.stop() }
+        let rig = try TunnelRig(forwards: ["local/127.0.0.1:\(echo.port)"])
+        defer { rig.shutdown() }
+        let agent = try rig.startAgent(id: "drained")
+        let s = try Socket.connect(port: rig.forwardPorts[0], receiveTimeout: 20)
+        var first = [UInt8](repeating: 0, count: 1 << 20)
+        first.withUnsafeMutableBytes { fillRandom($0) }
+        try s.send(first)
+        rig.hub.signal(SIGTERM)
+        try rig.hub.waitForLog("draining", timeout: 5)
+        try agent.waitForLog("GOAWAY", timeout: 5)
+        var second = [UInt8](repeating: 0, count: 1 << 20)
+        second.withUnsafeMutableBytes { fillRandom($0) }
+        try s.send(second)
+        s.shutdownWrite()
+        var got: [UInt8] = []
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
+        defer { buf.deallocate() }
+        while case .data(let n) = s.receive(into: buf) { got.append(contentsOf: buf[0..<n]) }
+        #expect(got == first + second, "the draining hub cut the stream: \(got.count) of \(2 << 20) bytes\n\(rig.logs)")
+        #expect(rig.hub.stop(SIGTERM, timeout: 10) == 0)
+    }
 }
