@@ -67,7 +67,7 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Agent/Sources/lariat-agent", swiftSettings: strict),
         .executableTarget(name: "lariat-bench",
-                          dependencies: ["LariatRuntime", "LariatProtocol", "LariatTunnel",
+                          dependencies: ["LariatRuntime", "LariatProtocol", "LariatTunnel", "LariatHTTP",
                                          .product(name: "Histogram", package: "hdrhistogram-swift"),
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "perf/Sources/lariat-bench", swiftSettings: strict),

@@ -31,11 +31,11 @@ MODES = {
     "quick": dict(rounds=2, streams=[1, 4, 16], tput_seconds=0.35, tput_bytes=4 << 30,
                   json_streams=[1], lat_count=2000, lat_seconds=0.25, lat16_count=500,
                   hol_seconds=0.7, hol_rate=500, open_count=200, open_seconds=0.5,
-                  idle_streams=2000, agents=30),
+                  idle_streams=2000, agents=200),
     "full": dict(rounds=5, streams=[1, 4, 16, 64], tput_seconds=1.2, tput_bytes=16 << 30,
                  json_streams=[1, 4], lat_count=10000, lat_seconds=1.0, lat16_count=3000,
                  hol_seconds=2.5, hol_rate=500, open_count=1000, open_seconds=2.0,
-                 idle_streams=10000, agents=100),
+                 idle_streams=10000, agents=1000),
 }
 
 PROCS = []          # every Popen we started, killed in cleanup()
@@ -548,34 +548,47 @@ def lariat_memory(env, cfg, results):
     for p in list(r.procs.values()):
         stop(p)
 
-    # Many agents on one hub: real agent processes (no multi-agent driver in lariat-bench).
+    # Many agents on one hub: `lariat-bench agents` opens K real agent sessions (TLS, WebSocket
+    # upgrade, HELLO/WELCOME) from one process, so the hub side is exactly what K agents cost it.
     k = cfg["agents"]
     h = Lariat(env, "lariat-agents", True)
     h.start(agent=False)
     hub = h.procs["hub"].pid
     base = settle_rss(hub, 0.5)
-    progress(f"lariat memory: starting {k} agents")
-    agents = [h.spawn_agent(f"agent-{i}", env.path("agents.log")) for i in range(k)]
-    end = time.time() + 60
-    connected = 0
+    progress(f"lariat memory: connecting {k} agents")
+    fleet = subprocess.Popen([env.bench.binary, "agents", "--server", f"127.0.0.1:{h.hub_port}",
+                              "--ca", os.path.join(h.data, "tls", "ca.pem"), "--token", h.token,
+                              "--count", str(k), "--hold", "120", "--seconds", "90", "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    fleet._lb_group = False
+    PROCS.append(fleet)
+    try:
+        up = json.loads(fleet.stdout.readline())
+    except json.JSONDecodeError:
+        up = {"established": 0, "error": "no ready line"}
+    connected = up.get("established", 0)
+    full = settle_rss(hub, 1.5)
+    stop(fleet)
+    # The idle agent's own RSS, from real lariat-agent processes (as shipped).
+    real = [h.spawn_agent(f"agent-{i}", env.path("agents.log")) for i in range(5)]
+    end = time.time() + 30
     while time.time() < end:
         with open(h.hub_log, errors="replace") as f:
-            connected = sum(1 for line in f if "connected from" in line)
-        if connected >= k:
-            break
+            if sum(1 for line in f if "connected from" in line and '"agent-' in line) >= len(real):
+                break
         time.sleep(0.2)
-    full = settle_rss(hub, 1.5)
-    agent_rss = sorted(rss_kib(a.pid) or 0 for a in agents)
+    time.sleep(1.0)
+    agent_rss = sorted(rss_kib(a.pid) or 0 for a in real)
     mem["idle_agents"] = {
-        "agents": k, "connected": connected, "hub_rss_before_kib": base, "hub_rss_after_kib": full,
+        "agents": k, "connected": connected, "connect_seconds": up.get("seconds"),
+        "hub_rss_before_kib": base, "hub_rss_after_kib": full,
         "hub_kib_per_agent": (full - base) / connected if connected else None,
         "agent_rss_median_kib": agent_rss[len(agent_rss) // 2] if agent_rss else None,
-        "method": f"{k} real lariat-agent processes against one fresh hub; per-agent = ΔRSS / connected",
+        "method": f"{k} agent sessions from `lariat-bench agents` against one fresh hub; per-agent = ΔRSS / connected; "
+                  f"agent RSS = median of {len(real)} real lariat-agent processes",
     }
     log(f"idle agents: {connected}/{k} connected, hub +{full - base} KiB")
-    for a in agents:
-        a.terminate()
-    for a in agents:
+    for a in real:
         stop(a)
     for p in list(h.procs.values()):
         stop(p)

