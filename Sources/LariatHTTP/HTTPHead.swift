@@ -1,5 +1,5 @@
 /// The start line and header fields of an HTTP/1.x request.
-public struct HTTPRequestHead: Sendable, Equatable {
+public struct HTTPRequestHead: Sendable, Equatable, HTTPSerializableHead {
     /// Case-sensitive method token (`GET`, `CONNECT`, …), RFC 9110 §9.1.
     public var method: String
     /// The request target exactly as sent: origin form (`/a?b`), absolute form, authority
@@ -37,29 +37,21 @@ public struct HTTPRequestHead: Sendable, Equatable {
     }
 
     /// Appends the serialised head, ending with the blank line.
-    public func write(into buffer: inout [UInt8]) {
+    public func write(into buffer: inout [UInt8]) { writeHead(into: &buffer) }
+
+    public var serialized: [UInt8] { serializedHead }
+
+    func writeStartLine(into buffer: inout [UInt8]) {
         buffer.appendFieldText(method)
         buffer.append(ASCII.space)
         buffer.appendFieldText(target)
         buffer.append(ASCII.space)
         buffer.appendASCII(version.description)
-        buffer.append(ASCII.cr)
-        buffer.append(ASCII.lf)
-        headers.write(into: &buffer)
-        buffer.append(ASCII.cr)
-        buffer.append(ASCII.lf)
-    }
-
-    public var serialized: [UInt8] {
-        var buffer: [UInt8] = []
-        buffer.reserveCapacity(64 + headers.count * 32)
-        write(into: &buffer)
-        return buffer
     }
 }
 
 /// The status line and header fields of an HTTP/1.x response.
-public struct HTTPResponseHead: Sendable, Equatable {
+public struct HTTPResponseHead: Sendable, Equatable, HTTPSerializableHead {
     public var version: HTTPVersion
     public var status: Int
     public var reason: String
@@ -78,7 +70,12 @@ public struct HTTPResponseHead: Sendable, Equatable {
     /// An interim 1xx response; another response to the same request follows it.
     public var isInformational: Bool { (100..<200).contains(status) }
 
-    public func write(into buffer: inout [UInt8]) {
+    /// Appends the serialised head, ending with the blank line.
+    public func write(into buffer: inout [UInt8]) { writeHead(into: &buffer) }
+
+    public var serialized: [UInt8] { serializedHead }
+
+    func writeStartLine(into buffer: inout [UInt8]) {
         buffer.appendASCII(version.description)
         buffer.append(ASCII.space)
         // Three digits always (RFC 9112 §4); out-of-range values are a caller bug, clamp them.
@@ -86,18 +83,6 @@ public struct HTTPResponseHead: Sendable, Equatable {
         buffer.appendDecimal(code)
         buffer.append(ASCII.space)
         buffer.appendFieldText(reason)
-        buffer.append(ASCII.cr)
-        buffer.append(ASCII.lf)
-        headers.write(into: &buffer)
-        buffer.append(ASCII.cr)
-        buffer.append(ASCII.lf)
-    }
-
-    public var serialized: [UInt8] {
-        var buffer: [UInt8] = []
-        buffer.reserveCapacity(64 + headers.count * 32)
-        write(into: &buffer)
-        return buffer
     }
 
     /// A complete response (head + body) with `Content-Length` set from the body.
@@ -123,6 +108,33 @@ public struct HTTPResponseHead: Sendable, Equatable {
         }
         return simpleResponse(status: status, headers: headers, body: Array(text.utf8),
                               closeConnection: closeConnection)
+    }
+}
+
+/// Requests and responses serialise alike except for their start line.
+protocol HTTPSerializableHead {
+    var headers: HTTPHeaders { get }
+    /// The start line without its line ending.
+    func writeStartLine(into buffer: inout [UInt8])
+}
+
+extension HTTPSerializableHead {
+    /// Start line, fields, blank line.
+    func writeHead(into buffer: inout [UInt8]) {
+        writeStartLine(into: &buffer)
+        buffer.append(ASCII.cr)
+        buffer.append(ASCII.lf)
+        headers.write(into: &buffer)
+        buffer.append(ASCII.cr)
+        buffer.append(ASCII.lf)
+    }
+
+    /// A fresh buffer reserved for a typical head, so writing it rarely reallocates.
+    var serializedHead: [UInt8] {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(64 + headers.count * 32)
+        writeHead(into: &buffer)
+        return buffer
     }
 }
 

@@ -17,19 +17,9 @@
 /// requests end with `.upgrade` after their `.end`. A server that declines the upgrade
 /// answers and calls `resumeAfterDeclinedUpgrade()` (then re-feeds `leftover`), or closes.
 public struct HTTPRequestParser {
-    private enum State {
-        case head
-        case body(HTTPBodyDecoder)
-        case endPending
-        case upgradePending
-        case upgraded
-        case failed(HTTPParseError)
-    }
-
     public let limits: HTTPParserLimits
-    private var state: State = .head
+    private var tail = HTTPMessageTail()
     private var accumulator: HTTPHeadAccumulator
-    private var switchesProtocolAfterMessage = false
 
     public init(limits: HTTPParserLimits = HTTPParserLimits()) {
         self.limits = limits
@@ -42,7 +32,7 @@ public struct HTTPRequestParser {
         do {
             return try step(&input)
         } catch {
-            state = .failed(error)
+            tail.fail(error)
             throw error
         }
     }
@@ -50,63 +40,24 @@ public struct HTTPRequestParser {
     /// Call when the peer closed its sending side. Throws `.truncatedMessage` if a request was
     /// cut off; otherwise there is nothing to report (requests never end "at close").
     public mutating func finish() throws(HTTPParseError) {
-        switch state {
-        case .head where !accumulator.hasPartialHead: return
-        case .upgraded: return
-        case .failed(let error): throw error
-        default:
-            state = .failed(.truncatedMessage)
-            throw .truncatedMessage
-        }
+        _ = try tail.finish(hasPartialHead: accumulator.hasPartialHead)
     }
 
     /// After `.upgrade` for a request the server refused to upgrade: go back to parsing
     /// requests (feed the `leftover` bytes again). Does nothing in other states.
     public mutating func resumeAfterDeclinedUpgrade() {
-        if case .upgraded = state { state = .head }
+        tail.resumeAfterDeclinedUpgrade()
     }
 
     private mutating func step(_ input: inout UnsafeRawBufferPointer) throws(HTTPParseError) -> HTTPRequestParserEvent? {
-        while true {
-            switch state {
-            case .head:
-                guard !input.isEmpty, try accumulator.consume(&input) else { return nil }
-                // Array.withUnsafeBytes only rethrows `any Error`; a Result keeps the error typed.
-                let limits = self.limits
-                let head = try accumulator.bytes.withUnsafeBytes { bytes in
-                    Result { () throws(HTTPParseError) in try Self.parseHead(bytes, limits: limits) }
-                }.get()
-                accumulator.reset()
-                let isTunnel = head.method == "CONNECT"
-                switchesProtocolAfterMessage = isTunnel || head.isUpgradeRequest
-                // A CONNECT request has no content; everything after its head is tunnel data.
-                let framing = isTunnel ? .none : try Self.framing(of: head)
-                let decoder = HTTPBodyDecoder(framing: framing, maxMetadataBytes: limits.maxHeadSize)
-                state = decoder.isComplete ? .endPending : .body(decoder)
-                return .head(head)
-            case .body(var decoder):
-                let step = try decoder.next(from: &input)
-                state = .body(decoder)
-                switch step {
-                case .bytes(let bytes): return .body(bytes)
-                case .needMoreInput: return nil
-                case .complete: state = .endPending
-                }
-            case .endPending:
-                state = switchesProtocolAfterMessage ? .upgradePending : .head
-                return .end
-            case .upgradePending:
-                state = .upgraded
-                let leftover = input
-                input = input.droppingFirst(input.count)
-                return .upgrade(leftover: leftover)
-            case .upgraded:
-                if input.isEmpty { return nil }
-                throw .usedAfterUpgrade
-            case .failed(let error):
-                throw error
-            }
-        }
+        guard tail.isAwaitingHead else { return try tail.next(from: &input) }
+        guard let head = try accumulator.nextHead(from: &input, limits: limits, parse: Self.parseHead) else { return nil }
+        let isTunnel = head.method == "CONNECT"
+        // A CONNECT request has no content; everything after its head is tunnel data.
+        let framing = isTunnel ? .none : try Self.framing(of: head)
+        tail.beginMessage(framing: framing, switchesProtocol: isTunnel || head.isUpgradeRequest,
+                          maxMetadataBytes: limits.maxHeadSize)
+        return .head(head)
     }
 
     /// Requests have a body only if they declare one (RFC 9112 §6.3 items 4-6).

@@ -9,19 +9,9 @@
 /// A response without Content-Length or chunked coding is delimited by the connection
 /// closing: call `finish()` at EOF to get its `.end`.
 public struct HTTPResponseParser {
-    private enum State {
-        case head
-        case body(HTTPBodyDecoder)
-        case endPending
-        case upgradePending
-        case upgraded
-        case failed(HTTPParseError)
-    }
-
     public let limits: HTTPParserLimits
-    private var state: State = .head
+    private var tail = HTTPMessageTail()
     private var accumulator: HTTPHeadAccumulator
-    private var switchesProtocolAfterMessage = false
     /// Methods of requests whose final responses have not been parsed yet, oldest first.
     private var pendingMethods: [String] = []
     private var pendingMethodsStart = 0
@@ -40,7 +30,7 @@ public struct HTTPResponseParser {
         do {
             return try step(&input)
         } catch {
-            state = .failed(error)
+            tail.fail(error)
             throw error
         }
     }
@@ -48,79 +38,35 @@ public struct HTTPResponseParser {
     /// Call when the peer closed the connection. Returns `.end` for a body delimited by the
     /// close, nil if the connection was idle, and throws `.truncatedMessage` otherwise.
     public mutating func finish() throws(HTTPParseError) -> HTTPResponseParserEvent? {
-        switch state {
-        case .head where !accumulator.hasPartialHead: return nil
-        case .upgraded: return nil
-        case .body(let decoder) where decoder.isReadingUntilClose:
-            state = .head
-            return .end
-        case .failed(let error): throw error
-        default:
-            state = .failed(.truncatedMessage)
-            throw .truncatedMessage
-        }
+        try tail.finish(hasPartialHead: accumulator.hasPartialHead) ? .end : nil
     }
 
     private mutating func step(_ input: inout UnsafeRawBufferPointer) throws(HTTPParseError) -> HTTPResponseParserEvent? {
-        while true {
-            switch state {
-            case .head:
-                guard !input.isEmpty, try accumulator.consume(&input) else { return nil }
-                // Array.withUnsafeBytes only rethrows `any Error`; a Result keeps the error typed.
-                let limits = self.limits
-                let head = try accumulator.bytes.withUnsafeBytes { bytes in
-                    Result { () throws(HTTPParseError) in try Self.parseHead(bytes, limits: limits) }
-                }.get()
-                accumulator.reset()
-                let framing = try framingAndSwitch(for: head)
-                let decoder = HTTPBodyDecoder(framing: framing, maxMetadataBytes: limits.maxHeadSize)
-                state = decoder.isComplete ? .endPending : .body(decoder)
-                return .head(head)
-            case .body(var decoder):
-                let step = try decoder.next(from: &input)
-                state = .body(decoder)
-                switch step {
-                case .bytes(let bytes): return .body(bytes)
-                case .needMoreInput: return nil
-                case .complete: state = .endPending
-                }
-            case .endPending:
-                state = switchesProtocolAfterMessage ? .upgradePending : .head
-                return .end
-            case .upgradePending:
-                state = .upgraded
-                let leftover = input
-                input = input.droppingFirst(input.count)
-                return .upgrade(leftover: leftover)
-            case .upgraded:
-                if input.isEmpty { return nil }
-                throw .usedAfterUpgrade
-            case .failed(let error):
-                throw error
-            }
-        }
+        guard tail.isAwaitingHead else { return try tail.next(from: &input) }
+        guard let head = try accumulator.nextHead(from: &input, limits: limits, parse: Self.parseHead) else { return nil }
+        let (framing, switchesProtocol) = try framingAndSwitch(for: head)
+        tail.beginMessage(framing: framing, switchesProtocol: switchesProtocol, maxMetadataBytes: limits.maxHeadSize)
+        return .head(head)
     }
 
     /// RFC 9112 §6.3: the request method and status decide before the headers do.
-    private mutating func framingAndSwitch(for head: HTTPResponseHead) throws(HTTPParseError) -> HTTPBodyFraming {
-        switchesProtocolAfterMessage = false
+    /// Also says whether the connection switches protocols after this response.
+    private mutating func framingAndSwitch(for head: HTTPResponseHead) throws(HTTPParseError) -> (HTTPBodyFraming, switchesProtocol: Bool) {
         if head.status == 101 {
-            switchesProtocolAfterMessage = true
             _ = popPendingMethod()
-            return .none
+            return (.none, true)
         }
-        if head.isInformational { return .none }  // interim: the final response is still to come
+        if head.isInformational { return (.none, false) }  // interim: the final response is still to come
         let method = popPendingMethod()
         if method == "CONNECT" && (200..<300).contains(head.status) {
-            switchesProtocolAfterMessage = true
-            return .none
+            return (.none, true)
         }
         if method == "HEAD" || head.status == 204 || head.status == 304 {
             // Validate anyway: conflicting lengths signal a broken or malicious peer.
             _ = try HTTPBodyFraming.declared(by: head.headers)
-            return .none
+            return (.none, false)
         }
-        return try HTTPBodyFraming.declared(by: head.headers) ?? .untilClose
+        return (try HTTPBodyFraming.declared(by: head.headers) ?? .untilClose, false)
     }
 
     private mutating func popPendingMethod() -> String {

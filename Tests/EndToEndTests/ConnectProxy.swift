@@ -7,33 +7,21 @@ import Glibc
 /// A small HTTP CONNECT proxy with basic auth, like a corporate egress proxy: answers 407
 /// without the right credentials, otherwise dials the requested loopback port and relays.
 final class ConnectProxy: @unchecked Sendable {
-    // Invariant: `listenFD` is fixed after init; counters are atomics.
-    let port: Int
-    private let listenFD: Int32
+    // Invariant: `listener` is fixed after init; counters are atomics.
+    private let listener: AcceptLoop
     private let expectedAuth: String
     let tunnels = Atomic<Int>(0)
     let refusals = Atomic<Int>(0)
-    private let stopped = Atomic<Bool>(false)
+
+    var port: Int { listener.port }
 
     init(user: String, password: String) throws {
         expectedAuth = "Basic " + Data("\(user):\(password)".utf8).base64EncodedString()
-        (listenFD, port) = try listenOnLoopback(backlog: 64)
-        Thread { [self] in self.acceptLoop() }.start()
+        listener = try AcceptLoop(backlog: 64)
+        listener.start { [self] c in Thread { [self] in self.handle(c) }.start() }
     }
 
-    func stop() {
-        stopped.store(true, ordering: .relaxed)
-        Glibc.shutdown(listenFD, Int32(SHUT_RDWR))
-        Glibc.close(listenFD)
-    }
-
-    private func acceptLoop() {
-        while !stopped.load(ordering: .relaxed) {
-            let c = accept(listenFD, nil, nil)
-            if c < 0 { if errno == EINTR { continue } else { return } }
-            Thread { [self] in self.handle(c) }.start()
-        }
-    }
+    func stop() { listener.stop() }
 
     private func handle(_ fd: Int32) {
         let client = Socket(fd: fd)

@@ -122,37 +122,26 @@ final class TargetServer: @unchecked Sendable {
     enum Mode: Sendable { case echo, duplex(Int), replyAfterEOF, source }
     struct Record: Sendable { var receivedHash: [UInt8]; var receivedCount: Int; var sentHash: [UInt8]; var sentCount: Int }
 
-    // Invariant: `listenFD` is fixed after init; `records` and `connections` are under `lock`.
-    let port: Int
-    private let listenFD: Int32
+    // Invariant: `listener` is fixed after init; `records` is under its mutex.
+    private let listener: AcceptLoop
     private let mode: Mode
     let records = Mutex<[Record]>([])
     let accepted = Atomic<Int>(0)
-    private let stopped = Atomic<Bool>(false)
+
+    var port: Int { listener.port }
 
     init(mode: Mode) throws {
         self.mode = mode
-        (listenFD, port) = try listenOnLoopback()
-        let t = Thread { [self] in self.acceptLoop() }
-        t.start()
-    }
-
-    func stop() {
-        stopped.store(true, ordering: .relaxed)
-        Glibc.shutdown(listenFD, Int32(SHUT_RDWR))
-        Glibc.close(listenFD)
-    }
-
-    private func acceptLoop() {
-        while !stopped.load(ordering: .relaxed) {
-            let c = accept(listenFD, nil, nil)
-            if c < 0 { if errno == EINTR { continue } else { return } }
+        listener = try AcceptLoop()
+        listener.start { [self] c in
             accepted.add(1, ordering: .relaxed)
             let t = Thread { [self] in self.serve(Socket(fd: c)) }
             t.stackSize = 1 << 20
             t.start()
         }
     }
+
+    func stop() { listener.stop() }
 
     private func serve(_ s: consuming Socket) {
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 16)
@@ -201,7 +190,41 @@ final class TargetServer: @unchecked Sendable {
         }
     }
 
-    deinit { if !stopped.load(ordering: .relaxed) { stop() } }
+    deinit { if !listener.isStopped { stop() } }
+}
+
+/// A loopback listener whose accept loop runs on its own thread, for the test servers.
+/// `stop()` shuts the socket down, which wakes the blocked `accept` so the thread ends.
+final class AcceptLoop: @unchecked Sendable {
+    // Invariant: `fd` and `port` are fixed after init; `stopped` is an atomic.
+    let port: Int
+    private let fd: Int32
+    private let stopped = Atomic<Bool>(false)
+
+    init(backlog: Int32 = 512) throws {
+        (fd, port) = try listenOnLoopback(backlog: backlog)
+    }
+
+    var isStopped: Bool { stopped.load(ordering: .relaxed) }
+
+    /// Starts the accept thread; `onAccept` runs on it with each accepted descriptor, so it
+    /// should hand the connection to a thread of its own. Separate from `init` so a server can
+    /// capture itself in `onAccept` once it is fully initialised.
+    func start(_ onAccept: @escaping @Sendable (Int32) -> Void) {
+        Thread { [self] in
+            while !self.isStopped {
+                let c = accept(self.fd, nil, nil)
+                if c < 0 { if errno == EINTR { continue } else { return } }
+                onAccept(c)
+            }
+        }.start()
+    }
+
+    func stop() {
+        stopped.store(true, ordering: .relaxed)
+        Glibc.shutdown(fd, Int32(SHUT_RDWR))
+        Glibc.close(fd)
+    }
 }
 
 /// A listening socket on 127.0.0.1 with a port from the kernel.

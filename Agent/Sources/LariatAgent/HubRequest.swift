@@ -154,13 +154,39 @@ final class HubRequest {
     }
 }
 
+/// A phase that reads one HTTP response off its stream. The phases differ only in what they
+/// do with the events, so the read loop is written once: it stops as soon as the phase has
+/// finished, and a parse error goes to the phase.
+private protocol ResponseReadingPhase: AnyObject {
+    var parser: HTTPResponseParser { get set }
+    var isFinished: Bool { get }
+    /// One parser event; `rest` is the input that follows it (what arrived with a head).
+    func handle(_ event: HTTPResponseParserEvent, rest: UnsafeRawBufferPointer, on stream: any ByteStream)
+    func parseFailed(_ error: HTTPParseError)
+}
+
+extension ResponseReadingPhase {
+    func readResponse(_ bytes: UnsafeRawBufferPointer, on stream: any ByteStream) {
+        guard !isFinished else { return }
+        var input = bytes
+        do throws(HTTPParseError) {
+            while !isFinished, let event = try parser.next(from: &input) {
+                handle(event, rest: input, on: stream)
+            }
+        } catch {
+            parseFailed(error)
+        }
+    }
+}
+
 /// `CONNECT host:port` to an HTTP proxy; done when the proxy answers 2xx.
-final class ProxyConnectPhase: ByteStreamHandler {
+final class ProxyConnectPhase: ByteStreamHandler, ResponseReadingPhase {
     private let target: String
     private let proxy: ProxyServer
-    private var parser = HTTPResponseParser()
+    fileprivate var parser = HTTPResponseParser()
     private var head: HTTPResponseHead?
     private var completion: ((Result<Void, HubDialError>) -> Void)?
+    fileprivate var isFinished: Bool { completion == nil }
     private var sent = false
 
     init(target: String, proxy: ProxyServer, completion: @escaping (Result<Void, HubDialError>) -> Void) {
@@ -191,34 +217,32 @@ final class ProxyConnectPhase: ByteStreamHandler {
         completion(result)
     }
 
-    func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) {
-        guard completion != nil else { return }
-        var input = bytes
-        do throws(HTTPParseError) {
-            while completion != nil, let event = try parser.next(from: &input) {
-                switch event {
-                case .head(let h):
-                    if h.isInformational { continue }
-                    head = h
-                    if !(200..<300).contains(h.status) {
-                        // The body (if any) is the proxy's explanation; take what is here.
-                        let body = printableBody(Array(input.prefix(512)))
-                        finish(.failure(.proxyRefused(statusLine: "\(h.status) \(h.reason)", body: body)))
-                        return
-                    }
-                case .body, .end:
-                    break
-                case .upgrade(let leftover):
-                    // The tunnel to the hub is open. Bytes past the head (there should be none:
-                    // the TLS client speaks first) belong to the next phase.
-                    if let handOff = stream as? HandOffStream, leftover.count > 0 { handOff.handOff(leftover: leftover) }
-                    finish(.success(()))
-                    return
-                }
+    fileprivate func parseFailed(_ error: HTTPParseError) {
+        finish(.failure(.proxyProtocol("malformed response to CONNECT: \(error)")))
+    }
+
+    fileprivate func handle(_ event: HTTPResponseParserEvent, rest: UnsafeRawBufferPointer, on stream: any ByteStream) {
+        switch event {
+        case .head(let h):
+            if h.isInformational { return }
+            head = h
+            if !(200..<300).contains(h.status) {
+                // The body (if any) is the proxy's explanation; take what is here.
+                let body = printableBody(Array(rest.prefix(512)))
+                finish(.failure(.proxyRefused(statusLine: "\(h.status) \(h.reason)", body: body)))
             }
-        } catch {
-            finish(.failure(.proxyProtocol("malformed response to CONNECT: \(error)")))
+        case .body, .end:
+            break
+        case .upgrade(let leftover):
+            // The tunnel to the hub is open. Bytes past the head (there should be none:
+            // the TLS client speaks first) belong to the next phase.
+            if let handOff = stream as? HandOffStream, leftover.count > 0 { handOff.handOff(leftover: leftover) }
+            finish(.success(()))
         }
+    }
+
+    func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) {
+        readResponse(bytes, on: stream)
     }
 
     func streamDidReadEOF(_ stream: any ByteStream) {
@@ -235,14 +259,15 @@ final class ProxyConnectPhase: ByteStreamHandler {
 }
 
 /// Sends one HTTP request on the (TLS) stream and reads the answer.
-final class HTTPExchangePhase: ByteStreamHandler {
+final class HTTPExchangePhase: ByteStreamHandler, ResponseReadingPhase {
     static let maxBody = 1 << 20
     private let request: HTTPRequestHead
     private let isUpgrade: Bool
-    private var parser = HTTPResponseParser()
+    fileprivate var parser = HTTPResponseParser()
     private var head: HTTPResponseHead?
     private var body: [UInt8] = []
     private var completion: ((HubRequest.Outcome) -> Void)?
+    fileprivate var isFinished: Bool { completion == nil }
 
     init(request: HTTPRequestHead, isUpgrade: Bool, completion: @escaping (HubRequest.Outcome) -> Void) {
         self.request = request
@@ -263,34 +288,33 @@ final class HTTPExchangePhase: ByteStreamHandler {
         completion(outcome)
     }
 
-    func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) {
-        guard completion != nil else { return }
-        var input = bytes
-        do throws(HTTPParseError) {
-            while completion != nil, let event = try parser.next(from: &input) {
-                switch event {
-                case .head(let h):
-                    if h.isInformational && h.status != 101 { continue }
-                    head = h
-                case .body(let chunk):
-                    if body.count < Self.maxBody { body.append(contentsOf: chunk.prefix(Self.maxBody - body.count)) }
-                case .end:
-                    guard let head, head.status != 101 else { continue }  // a 101's .upgrade follows
-                    finish(.response(head, body))
-                    return
-                case .upgrade(let leftover):
-                    guard let head else { return }
-                    if head.status == 101 {
-                        finish(.upgraded(head, stream: stream, leftover: leftover))
-                    } else {
-                        finish(.response(head, body))
-                    }
-                    return
-                }
+    fileprivate func parseFailed(_ error: HTTPParseError) {
+        finish(.failed(.httpParse(error, phase: "\(request.method) \(request.target)")))
+    }
+
+    fileprivate func handle(_ event: HTTPResponseParserEvent, rest: UnsafeRawBufferPointer, on stream: any ByteStream) {
+        switch event {
+        case .head(let h):
+            if h.isInformational && h.status != 101 { return }
+            head = h
+        case .body(let chunk):
+            if body.count < Self.maxBody { body.append(contentsOf: chunk.prefix(Self.maxBody - body.count)) }
+        case .end:
+            guard let head, head.status != 101 else { return }  // a 101's .upgrade follows
+            finish(.response(head, body))
+        case .upgrade(let leftover):
+            // `.upgrade` consumed all input, so without a head the read simply ends.
+            guard let head else { return }
+            if head.status == 101 {
+                finish(.upgraded(head, stream: stream, leftover: leftover))
+            } else {
+                finish(.response(head, body))
             }
-        } catch {
-            finish(.failed(.httpParse(error, phase: "\(request.method) \(request.target)")))
         }
+    }
+
+    func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) {
+        readResponse(bytes, on: stream)
     }
 
     func streamDidReadEOF(_ stream: any ByteStream) {
