@@ -190,9 +190,7 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
         let rc = uv_read_start(handle.asStream, { stream, _, buf in
             // alloc_cb: always the loop's shared read buffer.
             withContext(stream.unsafelyUnwrapped.pointee.data, as: TCPConnection.self) { connection in
-                buf.unsafelyUnwrapped.pointee = uv_buf_t(
-                    base: connection.loop.readBuffer.assumingMemoryBound(to: CChar.self),
-                    len: UVLoop.readBufferSize)
+                buf.unsafelyUnwrapped.pointee = makeUVBuf(connection.loop.readBuffer, UVLoop.readBufferSize)
             }
         }, { stream, nread, _ in
             withContext(stream.unsafelyUnwrapped.pointee.data, as: TCPConnection.self) { $0.didRead(nread) }

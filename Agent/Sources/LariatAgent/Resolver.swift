@@ -40,7 +40,7 @@ final class Resolver {
         let token = nextToken
         nextToken += 1
         pending[token] = completion
-        let box = LoopBound(self)
+        let box = LoopBound(self, loop: loop)
         let loop = self.loop
         DispatchQueue.global().async {
             let result = Self.blockingLookup(host)
@@ -90,11 +90,4 @@ final class Resolver {
         if out.isEmpty { return .failure(.lookup(code: 0, message: "lookup \(host): no addresses")) }
         return .success(out)
     }
-}
-
-/// Carries a loop-confined object through a `@Sendable` closure. Invariant: `value` is only
-/// dereferenced on the owning loop's thread (the closure that reads it runs via `loop.execute`).
-struct LoopBound<Value: AnyObject>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
 }
