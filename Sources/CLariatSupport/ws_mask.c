@@ -1,16 +1,17 @@
 #include "CLariatSupport.h"
-#include <string.h>
 
 uint32_t lariat_ws_mask(uint8_t *data, size_t len, const uint8_t key[4], uint32_t keyOffset) {
     size_t i = 0;
     uint32_t k = keyOffset & 3;
-    /* Head: byte-wise until the key lines up with offset 0. */
-    while (i < len && k != 0) { data[i++] ^= key[k]; k = (k + 1) & 3; }
-    uint8_t kk[8] = { key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3] };
-    uint64_t k64; memcpy(&k64, kk, 8);
-    for (; i + 8 <= len; i += 8) {
-        uint64_t w; memcpy(&w, data + i, 8); w ^= k64; memcpy(data + i, &w, 8);
+    /* The key, rotated to start at offset k and repeated to 64 bytes: the main loop then XORs
+       64-byte blocks with a fixed pattern, which the compiler turns into vector instructions
+       (SSE2/AVX), several times faster than 8-byte words. 64 is a multiple of 4, so the
+       rotation stays valid from block to block. */
+    uint8_t pattern[64];
+    for (int j = 0; j < 64; j++) pattern[j] = key[(k + (uint32_t)j) & 3];
+    for (; i + 64 <= len; i += 64) {
+        for (int j = 0; j < 64; j++) data[i + (size_t)j] ^= pattern[j];
     }
-    while (i < len) { data[i++] ^= key[k]; k = (k + 1) & 3; }
+    for (; i < len; i++) { data[i] ^= key[k]; k = (k + 1) & 3; }
     return k;
 }
