@@ -6,9 +6,11 @@
 LISTEN ?= 0.0.0.0:8443
 DATA   ?= ./lariat-data
 
-.PHONY: hub test build release bench bench-quick corebench fuzz clean
+.PHONY: hub agent test build release bench bench-quick corebench fuzz clean
 
-hub: release
+hub:
+	scripts/ensure-deps.sh build
+	swift build -c release --product lariat-hub
 	.build/release/lariat-hub serve --listen $(LISTEN) --data $(DATA)
 
 test:
@@ -20,9 +22,11 @@ build:
 	scripts/ensure-deps.sh build
 	swift build
 
-release:
-	scripts/ensure-deps.sh build
+release: agent
 	swift build -c release --product lariat-hub
+
+agent:
+	scripts/ensure-deps.sh build
 	# The agent ships with the Swift runtime linked in: one file, and about 3 MiB less RSS.
 	swift build -c release --static-swift-stdlib --scratch-path .build-static --product lariat-agent
 
