@@ -25,10 +25,7 @@ struct Agents: ParsableCommand {
     @Flag(help: "JSON ready line.") var json = false
 
     func run() throws {
-        var limit = rlimit()
-        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        limit.rlim_cur = limit.rlim_max
-        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        raiseFileLimit()
         let (host, port) = try endpoint(server)
         guard let pem = readFile(ca) else { throw ValidationError("cannot read \(ca)") }
         let loop = UVLoop(name: "agents")

@@ -20,6 +20,14 @@ struct LariatBench: ParsableCommand {
                       DelayRelayCommand.self])
 }
 
+/// Thousands of connections need thousands of descriptors: lift the soft limit to the hard one.
+func raiseFileLimit() {
+    var limit = rlimit()
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    limit.rlim_cur = limit.rlim_max
+    setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+}
+
 func endpoint(_ s: String) throws -> (String, Int) {
     guard let hp = parseHostPort(s) else { throw ValidationError("expected HOST:PORT, got \"\(s)\"") }
     return hp
@@ -135,10 +143,7 @@ struct Idle: ParsableCommand {
     @Flag(help: "JSON ready line.") var json = false
 
     func run() throws {
-        var limit = rlimit()
-        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        limit.rlim_cur = limit.rlim_max
-        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        raiseFileLimit()
         let (host, port) = try endpoint(connect)
         let loop = UVLoop(name: "idle")
         let r = OpenRun(loop: loop, host: host, port: port, count: count, concurrency: concurrency,
