@@ -84,7 +84,7 @@ let package = Package(
                     path: "Tests/LariatRuntimeTests", swiftSettings: strict),
         .testTarget(name: "AgentTests", dependencies: ["LariatAgent"],
                     path: "Tests/AgentTests", swiftSettings: strict),
-        .testTarget(name: "EndToEndTests", dependencies: ["LariatRuntime", "COpenSSL"],
+        .testTarget(name: "EndToEndTests", dependencies: ["LariatRuntime", "LariatHub", "COpenSSL"],
                     path: "Tests/EndToEndTests", swiftSettings: strict),
     ]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import LariatHub
 import Synchronization
 import Testing
 #if canImport(Glibc)
@@ -301,5 +302,24 @@ import Glibc
         while case .data(let n) = s.receive(into: buf) { got.append(contentsOf: buf[0..<n]) }
         #expect(got == first + second, "the draining hub cut the stream: \(got.count) of \(2 << 20) bytes\n\(rig.logs)")
         #expect(rig.hub.stop(SIGTERM, timeout: 10) == 0)
+    }
+
+    /// The admin API: no token or a wrong one is a 401, the admin token lists connected agents.
+    @Test func agentListNeedsTheAdminToken() throws {
+        let rig = try TunnelRig(forwards: [])
+        defer { rig.shutdown() }
+        try rig.startAgent(id: "listed", role: "node")
+        let ca = try String(contentsOfFile: rig.dataDirectory + "/tls/ca.pem", encoding: .utf8)
+        let admin = try String(contentsOfFile: rig.dataDirectory + "/admin.token", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let denied = try HubAPIClient.get(host: "127.0.0.1", port: rig.httpsPort, path: "/v1/agents",
+                                          bearer: "wrong", caPEM: ca)
+        #expect(denied.status == 401)
+        let listed = try HubAPIClient.get(host: "127.0.0.1", port: rig.httpsPort, path: "/v1/agents",
+                                          bearer: admin, caPEM: ca)
+        #expect(listed.status == 200)
+        #expect(listed.body.contains(#""agent":"listed""#) && listed.body.contains(#""role":"node""#), "\(listed.body)")
+        let health = try HubAPIClient.get(host: "127.0.0.1", port: rig.httpsPort, path: "/healthz", bearer: "", caPEM: ca)
+        #expect(health.status == 200 && health.body == "ok\n")
     }
 }
