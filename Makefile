@@ -13,10 +13,11 @@ hub:
 	swift build -c release --product lariat-hub
 	.build/release/lariat-hub serve --listen $(LISTEN) --data $(DATA)
 
+# The suite takes seconds; the cap turns a hang into a clear failure instead of a stalled CI.
 test:
 	scripts/ensure-deps.sh build
 	swift build --build-tests
-	swift test --skip-build
+	timeout --kill-after=30 1200 swift test --skip-build
 
 build:
 	scripts/ensure-deps.sh build
