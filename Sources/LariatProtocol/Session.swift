@@ -33,7 +33,6 @@ public final class Session {
     var peerMaxFramePayload = ProtocolLimits.minMaxFramePayload
     public internal(set) var compressionEnabled = false
     var autoTuning = false
-    var initialPeerWindow = 0 // the peer's per-stream receive window
 
     // Streams.
     var slots: [StreamRecord] = []

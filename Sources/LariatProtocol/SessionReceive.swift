@@ -170,7 +170,6 @@ extension Session {
         compressionEnabled = config.compression && capabilities.contains(.lz4)
         autoTuning = capabilities.contains(.windowAutoTuning)
         peerMaxFramePayload = Int(peerMaxFrame)
-        initialPeerWindow = Int(peerWindow)
         sessionSendCredit = Int(peerSessionWindow)
         sessionRecvCredit = config.sessionWindow
         decoder.maxPayload = config.maxFramePayload

@@ -32,8 +32,6 @@ public final class StreamBridge: ByteStreamHandler {
 
     // MARK: Session side (called by TunnelConnection)
 
-    func opened() {}
-
     func openFailed(_ code: ErrorCode, _ message: String) {
         sessionDone = true
         onOpenFailed?(code, message)

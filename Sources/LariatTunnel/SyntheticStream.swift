@@ -26,6 +26,8 @@ public final class SyntheticStream: ByteStream {
     private var chunk: [UInt8]
     private var timer: UVTimer?
     private var finished = false
+    /// EOF was delivered to the consumer (source mode).
+    private var finishedEOF = false
 
     public init(loop: UVLoop, mode: Mode) {
         self.loop = loop
@@ -117,5 +119,4 @@ public final class SyntheticStream: ByteStream {
             handler.streamDidReadEOF(self)
         }
     }
-    private var finishedEOF = false
 }

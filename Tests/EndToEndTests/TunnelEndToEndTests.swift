@@ -337,5 +337,12 @@ import Glibc
         #expect(listed.body.contains(#""agent":"listed""#) && listed.body.contains(#""role":"node""#), "\(listed.body)")
         let health = try HubAPIClient.get(host: "127.0.0.1", port: rig.httpsPort, path: "/healthz", bearer: "", caPEM: ca)
         #expect(health.status == 200 && health.body == "ok\n")
+        // An oversized request head is refused with 431 and a reason, and the hub keeps serving.
+        let huge = try HubAPIClient.get(host: "127.0.0.1", port: rig.httpsPort, path: "/v1/agents",
+                                        bearer: String(repeating: "x", count: 40_000), caPEM: ca)
+        #expect(huge.status == 431, "\(huge.status) \(huge.body)")
+        #expect(huge.body.contains("bad request"))
+        let after = try HubAPIClient.get(host: "127.0.0.1", port: rig.httpsPort, path: "/healthz", bearer: "", caPEM: ca)
+        #expect(after.status == 200)
     }
 }

@@ -1,3 +1,4 @@
+import LariatTunnel
 import LariatProtocol
 import LariatRuntime
 
@@ -49,8 +50,8 @@ public struct ForwardSpec: Sendable, Equatable, CustomStringConvertible {
               let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else { return nil }
         let host = String(listen[..<colon])
         guard !host.isEmpty else { return nil }
-        if TunnelTargetSyntax.isTarget(target) == false {
-            guard TunnelTargetSyntax.hostPort(target) != nil else { return nil }
+        if TunnelTarget(target) == nil {
+            guard TunnelTarget.hostPort(target) != nil else { return nil }
             target = "tcp:" + target
         }
         self.init(listenHost: host, listenPort: port, cluster: cluster, target: target)

@@ -26,7 +26,7 @@ final class HubHTTPConnection: ByteStreamHandler {
     func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) {
         guard !upgraded else { return }
         var input = bytes
-        do {
+        do throws(HTTPParseError) {
             while let event = try parser.next(from: &input) {
                 switch event {
                 case .head(let head):
@@ -52,7 +52,8 @@ final class HubHTTPConnection: ByteStreamHandler {
                 }
             }
         } catch {
-            respond(400, "bad request: \(error)\n", close: true)
+            // 400, or 431 for an oversized head, 501/505 for what we do not speak.
+            respond(error.suggestedResponseStatus, "bad request: \(error)\n", close: true)
         }
     }
 
