@@ -15,6 +15,8 @@ public final class StreamBridge: ByteStreamHandler {
     let tunnel: TunnelConnection
     public let connection: any ByteStream
     var onOpenFailed: ((ErrorCode, String) -> Void)?
+    /// Called once the socket is closed and the bridge is done (a draining hub counts these).
+    public var onClosed: (() -> Void)?
 
     /// Bytes written to the socket whose credit has not been returned yet.
     private var unacknowledged = 0
@@ -125,5 +127,7 @@ public final class StreamBridge: ByteStreamHandler {
             tunnel.withSession { $0.reset(id, code: .cancel, message: "connection closed") }
         }
         tunnel.bridgeGone(id)
+        onClosed?()
+        onClosed = nil
     }
 }

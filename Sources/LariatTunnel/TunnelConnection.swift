@@ -39,6 +39,8 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
     /// a frame queued now waits behind little more than `outputHighWater` plus this.
     public static let kernelUnsentLimit = 64 * 1024
     static let webSocketHeaderRoom = 14
+    /// How long an ended tunnel waits for the peer to close its side.
+    static let lingerMilliseconds: UInt64 = 5000
 
     public let loop: UVLoop
     public let stream: any ByteStream
@@ -104,12 +106,14 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
 
     /// Opens a stream to `target` and bridges it to `connection` once accepted. If the peer
     /// refuses, `onFail` gets the code and message, and the connection is closed with RST.
+    @discardableResult
     public func openBridged(target: String, streamClass: StreamClass, connection: any ByteStream,
-                            onFail: ((ErrorCode, String) -> Void)? = nil) throws(SessionError) {
+                            onFail: ((ErrorCode, String) -> Void)? = nil) throws(SessionError) -> StreamBridge {
         let id = try session.open(target: target, streamClass: streamClass)
         let b = bridge(id, to: connection)
         b.onOpenFailed = onFail
         flush()
+        return b
     }
 
     /// Accepts the peer's stream `id` and bridges it to `connection` (a dialed target). Returns
@@ -220,11 +224,15 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
         flushTimer?.start(afterMilliseconds: 0) { [unowned self] in self.flush() }
     }
 
+    /// Half-closes, then reads (and ignores) until the peer's EOF or `lingerMilliseconds`.
+    /// Closing at once would be wrong: a socket closed with unread input sends RST, and an RST
+    /// makes the peer's kernel drop what it received but had not yet handed over, which may be
+    /// the end of the last stream.
     private func finishClosing() {
         closeWhenFlushed = false
-        tickTimer?.close(); tickTimer = nil
         flushTimer?.close(); flushTimer = nil
-        if stream.bufferedWriteBytes == 0 { stream.close() } else { stream.shutdownWrite() }
+        stream.shutdownWrite()
+        tickTimer?.start(afterMilliseconds: Self.lingerMilliseconds) { [unowned self] in self.stream.close() }
     }
 
     // MARK: ByteStreamHandler (the tunnel's own connection)

@@ -139,9 +139,10 @@ public final class Hub {
         let timer = UVTimer(loop: acceptor)
         timer.start(afterMilliseconds: 50, repeatMilliseconds: 50) { [unowned self] in
             let elapsed = (self.acceptor.now - started) / 1_000_000
-            if self.shared.registry.count == 0 || elapsed >= self.configuration.drainTimeoutMilliseconds {
-                if self.shared.registry.count > 0 {
-                    self.logger.warning("drain timeout: closing \(self.shared.registry.count) tunnel(s) with streams still open")
+            let tunnels = self.shared.registry.count, users = self.shared.openUserConnections
+            if (tunnels == 0 && users == 0) || elapsed >= self.configuration.drainTimeoutMilliseconds {
+                if tunnels > 0 || users > 0 {
+                    self.logger.warning("drain timeout: closing \(tunnels) tunnel(s) and \(users) user connection(s) still open")
                     for w in self.workers { w.loop.execute { w.value.closeAll() } }
                 }
                 timer.close()

@@ -14,6 +14,9 @@ final class HubShared: Sendable {
     let adminTokenSHA256: String
     let logger: Logger
     private let draining = Atomic<Bool>(false)
+    /// User connections bridged into a tunnel and not yet closed. A draining hub waits for
+    /// these too: a stream the session has finished may still be flushing to its user.
+    private let bridgedConnections = Atomic<Int>(0)
     /// The worker loops, set once right after init (before any connection is accepted).
     nonisolated(unsafe) var workers: [LoopBound<HubWorker>] = []
     private let cursor = Atomic<Int>(0)
@@ -32,6 +35,9 @@ final class HubShared: Sendable {
 
     var isDraining: Bool { draining.load(ordering: .relaxed) }
     func startDraining() { draining.store(true, ordering: .relaxed) }
+    var openUserConnections: Int { bridgedConnections.load(ordering: .acquiring) }
+    func userConnectionOpened() { bridgedConnections.add(1, ordering: .relaxed) }
+    func userConnectionClosed() { bridgedConnections.subtract(1, ordering: .releasing) }
     /// Round-robin choice of the worker for a new connection.
     func nextWorker(of count: Int) -> Int { cursor.wrappingAdd(1, ordering: .relaxed).oldValue % count }
 

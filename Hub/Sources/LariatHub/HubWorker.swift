@@ -94,9 +94,11 @@ final class HubWorker: TunnelConnectionDelegate {
             return
         }
         do {
-            try tunnel.openBridged(target: target, streamClass: .bulk, connection: connection) { [logger] code, message in
+            let bridge = try tunnel.openBridged(target: target, streamClass: .bulk, connection: connection) { [logger] code, message in
                 logger.warning("forward \(description) via \(tunnel.label): \(code.name): \(message)")
             }
+            hub.userConnectionOpened()
+            bridge.onClosed = { [hub] in hub.userConnectionClosed() }
         } catch {
             logger.warning("forward \(description) via \(tunnel.label): cannot open stream: \(error)")
             connection.closeWithReset()
