@@ -80,7 +80,7 @@ let package = Package(
                     swiftSettings: strict),
         .testTarget(name: "LariatHTTPTests", dependencies: ["LariatHTTP"],
                     path: "Tests/LariatHTTPTests", swiftSettings: strict),
-        .testTarget(name: "LariatRuntimeTests", dependencies: ["LariatRuntime"],
+        .testTarget(name: "LariatRuntimeTests", dependencies: ["LariatRuntime", "LariatTunnel"],
                     path: "Tests/LariatRuntimeTests", swiftSettings: strict),
         .testTarget(name: "AgentTests", dependencies: ["LariatAgent"],
                     path: "Tests/AgentTests", swiftSettings: strict),

@@ -357,8 +357,11 @@ public final class Session {
         probeRoundTrip()
         var window = slots[s].recvWindow
         // Queueing delay: the latest round trip against the unloaded one. A window larger than
-        // the path needs shows up here first, as bytes waiting in socket buffers.
-        let queueing = minRTT > 0 && lastRTT > 4 * minRTT + 200_000
+        // the path needs shows up here first, as bytes waiting in socket buffers. Those bytes
+        // delay only the *other* streams of the session (a stream's own bytes are in order
+        // anyway), so a stream alone on its session is not held back by them.
+        let contended = index.count > 1
+        let queueing = contended && minRTT > 0 && lastRTT > 4 * minRTT + 200_000
         let underPressure = sessionDelivered * 2 > config.sessionWindow
         if underPressure || (queueing && window > config.initialStreamWindow) {
             // Shrink: withhold part of the grant so the peer's credit falls to a smaller window.
@@ -369,7 +372,7 @@ public final class Session {
             window -= cut
             if cut > 0 { stats.windowShrinks += 1 }
         } else if autoTuning, !queueing, window < config.maxStreamWindow, minRTT > 0,
-                  now &- slots[s].lastWindowUpdateAt < 2 * minRTT {
+                  now &- slots[s].lastWindowUpdateAt < 2 * (contended ? minRTT : max(minRTT, lastRTT)) {
             // Half a window went through in under two unloaded round trips and no queue is
             // building: the window, not the path, is the bottleneck. Double it toward the
             // bandwidth-delay product. Both yardsticks come from PING round trips: the minimum

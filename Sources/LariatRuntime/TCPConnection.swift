@@ -11,6 +11,8 @@ import Glibc
 ///
 /// Write path: `uv_try_write` first (on a healthy socket the kernel takes everything, no copy).
 /// Only the remainder is copied into a backlog and sent by a single preallocated `uv_write_t`.
+/// Writes made inside a read callback are coalesced (`WriteBatch`): copied into the backlog and
+/// sent with one `uv_try_write` when the callback returns.
 /// Two queues alternate: the one in flight is never appended to, so the memory libuv is sending
 /// from never moves; the other collects new writes meanwhile.
 ///
@@ -29,6 +31,8 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
     private var inFlight = ByteQueue()
     private var backlog = ByteQueue()
     private var writeInFlight = false
+    /// Registered with the loop's `WriteBatch`: the backlog waits for the batch to end.
+    private var inWriteBatch = false
 
     private enum State { case idle, connecting, open, closing, closed }
     private enum WriteSide { case open, shutdownPending, shutdownSent }
@@ -206,7 +210,10 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
     private func didRead(_ nread: Int) {
         if nread > 0 {
             bytesReceived &+= UInt64(nread)
+            let batch = loop.writeBatch
+            batch.begin()
             handler.streamDidRead(self, UnsafeRawBufferPointer(start: loop.readBuffer, count: nread))
+            batch.end()
             if retiredHandler != nil { retiredHandler = nil }
             return
         }
@@ -225,6 +232,14 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
 
     public func write(_ bytes: UnsafeRawBufferPointer) {
         guard state == .open, writeSide == .open, let base = bytes.baseAddress, bytes.count > 0 else { return }
+        if !writeInFlight && loop.writeBatch.isOpen {
+            backlog.append(bytes)
+            if !inWriteBatch {
+                inWriteBatch = true
+                loop.writeBatch.add(self)
+            }
+            return
+        }
         var offset = 0
         if !writeInFlight && backlog.isEmpty {
             var buf = makeUVBuf(base, bytes.count)
@@ -240,6 +255,29 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
         }
         backlog.append(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
         if !writeInFlight { submitBacklog() }
+    }
+
+    /// The end of a write batch: one `uv_try_write` for everything deferred, the rest queued.
+    func flushBatchedWrites() {
+        inWriteBatch = false
+        guard state == .open, !writeInFlight, !backlog.isEmpty else { return }
+        let pending = backlog.readable
+        var buf = makeUVBuf(pending.baseAddress!, pending.count)
+        let n = uv_try_write(handle.asStream, &buf, 1)
+        if n > 0 {
+            backlog.consume(Int(n))
+            bytesSent &+= UInt64(n)
+        } else if n < 0 && n != UV_EAGAIN.rawValue {
+            fail(UVError(code: n, operation: "write"))
+            return
+        }
+        if !backlog.isEmpty {
+            submitBacklog()
+            return
+        }
+        if writeSide == .shutdownPending { sendShutdown() }
+        // The writer saw these bytes as buffered; tell it they are gone, as a queued write would.
+        handler.streamDidDrain(self)
     }
 
     /// Sends the whole backlog with the preallocated request; libuv keeps writing until done.
@@ -280,7 +318,8 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
     public func shutdownWrite() {
         guard state == .open, writeSide == .open else { return }
         writeSide = .shutdownPending
-        if backlog.isEmpty { sendShutdown() }  // else submitBacklog() sends it after the backlog
+        // Else it follows the backlog: submitBacklog() or the write batch's flush sends it.
+        if backlog.isEmpty { sendShutdown() }
     }
 
     private func sendShutdown() {

@@ -21,6 +21,8 @@ public final class UVLoop: Sendable {
     /// return; an idle connection then costs no read buffer at all. Loop thread only.
     nonisolated(unsafe) public let readBuffer: UnsafeMutableRawPointer
     public static let readBufferSize = 64 * 1024
+    /// Coalesces the writes a read callback makes (see `WriteBatch`). Loop thread only.
+    nonisolated(unsafe) let writeBatch = WriteBatch()
     /// pthread id of the thread inside `run()`, 0 when not running.
     private let runningThread = Atomic<UInt>(0)
     private let closed = Atomic<Bool>(false)

@@ -24,6 +24,10 @@ public final class StreamBridge: ByteStreamHandler {
     private var finished = false    // we sent FIN (socket EOF seen)
     private var sessionDone = false // the session no longer knows this stream
     private var closing = false
+    /// Bytes of a socket read the session had no room for (a read larger than the stream's free
+    /// send space). Reading stays paused until they are queued; empty on the usual path.
+    private var overflow: [UInt8] = []
+    private var finishAfterOverflow = false
 
     init(tunnel: TunnelConnection, id: UInt32, connection: any ByteStream) {
         self.tunnel = tunnel
@@ -64,6 +68,12 @@ public final class StreamBridge: ByteStreamHandler {
     }
 
     func writable() {
+        if !overflow.isEmpty {
+            let taken = overflow.withUnsafeBytes { tunnel.session.write(id, $0) }
+            overflow.removeFirst(taken)
+            guard overflow.isEmpty else { return }
+            if finishAfterOverflow { tunnel.session.finish(id) }
+        }
         if readPaused, !closing {
             readPaused = false
             connection.resumeReading()
@@ -96,8 +106,9 @@ public final class StreamBridge: ByteStreamHandler {
     public func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) {
         guard !sessionDone else { return }
         tunnel.withSession { session in
-            session.write(id, bytes)
-            if session.isSendBufferFull(id) {
+            let taken = session.write(id, bytes)
+            if taken < bytes.count { overflow.append(contentsOf: bytes[taken...]) }
+            if !overflow.isEmpty || session.isSendBufferFull(id) {
                 readPaused = true
                 connection.pauseReading()
             }
@@ -107,6 +118,8 @@ public final class StreamBridge: ByteStreamHandler {
     public func streamDidReadEOF(_ stream: any ByteStream) {
         guard !sessionDone, !finished else { return }
         finished = true
+        // FIN goes after every byte read: behind the overflow if there is one.
+        if !overflow.isEmpty { finishAfterOverflow = true; return }
         tunnel.withSession { $0.finish(id) }
     }
 

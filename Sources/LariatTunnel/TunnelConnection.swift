@@ -28,12 +28,15 @@ extension TunnelConnectionDelegate {
 /// (TLS over TCP). It moves bytes between the stream and the session, and between the
 /// session's streams and their `StreamBridge`s. Loop-confined.
 ///
-/// Output path: the session's scheduler fills a 64 KiB buffer (after 14 bytes kept free for
+/// Output path: the session's scheduler fills a 128 KiB buffer (after 14 bytes kept free for
 /// the WebSocket header), which goes out as one binary message. Production stops while the
 /// stream holds more than `outputHighWater` unsent bytes, so the scheduler — not a queue below
 /// it — decides what goes next; that is what bounds an interactive frame's wait.
+/// The chunk is larger than one socket read (64 KiB) plus its framing, so what one read brings
+/// in leaves in one message, one TLS write and one syscall rather than a full chunk and a
+/// 40-byte straggler.
 public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
-    public static let outputChunk = 64 * 1024
+    public static let outputChunk = 128 * 1024
     public static let outputHighWater = 64 * 1024
     /// TCP_NOTSENT_LOWAT for tunnel sockets: the kernel holds at most this much unsent, so
     /// a frame queued now waits behind little more than `outputHighWater` plus this.

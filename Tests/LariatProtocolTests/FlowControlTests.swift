@@ -132,11 +132,13 @@ import Testing
 
 @Suite struct DelayBasedTuningTests {
     /// Round trips well above the path's minimum mean our window is filling socket buffers:
-    /// a grown window shrinks back toward the initial size instead of growing further.
+    /// with another stream sharing the session, a grown window shrinks back toward the
+    /// initial size instead of growing further.
     @Test func queueingDelayShrinksAGrownWindow() throws {
         let p = SessionPair()
         p.serverDelegate.autoConsume = false
         let id = try p.client.open(target: "x")
+        _ = try p.client.open(target: "interactive")
         p.pump()
         let s = try #require(p.server.slot(id))
         p.server.slots[s].recvWindow = 1 << 20
@@ -151,6 +153,28 @@ import Testing
         #expect(p.server.slots[s].recvWindow >= SessionConfig().initialStreamWindow)
         #expect(p.server.stats.windowShrinks > 0)
         #expect(p.server.stats.windowGrowths == 0)
+    }
+
+    /// The queue a lone stream builds delays nobody else: its window keeps growing while half
+    /// a window goes through within two current round trips, even though those are far above
+    /// the unloaded one (a CPU-bound loopback path looks exactly like this).
+    @Test func aLoneStreamIsNotHeldBackByQueueingDelay() throws {
+        let p = SessionPair()
+        p.serverDelegate.autoConsume = false
+        let id = try p.client.open(target: "bulk")
+        p.pump()
+        let s = try #require(p.server.slot(id))
+        p.server.slots[s].recvWindow = 1 << 20
+        p.server.minRTT = 1_000_000
+        p.server.lastRTT = 20_000_000
+        _ = p.client.write(id, randomBytes(100_000, seed: 33))
+        p.pump()
+        let got = p.serverDelegate.received[id]?.count ?? 0
+        p.server.consumed(id, got)
+        p.server.sendStreamWindow(s)
+        #expect(p.server.slots[s].recvWindow == 2 << 20)
+        #expect(p.server.stats.windowShrinks == 0)
+        #expect(p.server.stats.windowGrowths == 1)
     }
 
     /// While data flows, the receiver keeps a PING in flight so it sees current round trips.

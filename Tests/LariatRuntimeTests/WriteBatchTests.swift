@@ -1,0 +1,80 @@
+import Testing
+@testable import LariatRuntime
+
+/// Echoes each read back in 100-byte pieces from inside the read callback, and half-closes
+/// inside the read callback once the request (whose length it knows) is complete: every
+/// write and the shutdown land in one write batch.
+private final class PiecewiseEchoServer: ByteStreamHandler {
+    let requestSize: Int
+    private(set) var echoed = 0
+    private(set) var bufferedInsideCallback = 0
+    private(set) var drainsWithEmptyBacklog = 0
+    private(set) var drainsWithBacklog = 0
+    private(set) var batchWasOpen = false
+
+    init(requestSize: Int) { self.requestSize = requestSize }
+
+    func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) {
+        var offset = 0
+        while offset < bytes.count {
+            let end = min(bytes.count, offset + 100)
+            stream.write(UnsafeRawBufferPointer(rebasing: bytes[offset..<end]))
+            offset = end
+        }
+        echoed += bytes.count
+        bufferedInsideCallback = max(bufferedInsideCallback, stream.bufferedWriteBytes)
+        batchWasOpen = batchWasOpen || stream.loop.writeBatch.isOpen
+        if echoed == requestSize { stream.shutdownWrite() }
+    }
+
+    func streamDidDrain(_ stream: any ByteStream) {
+        if stream.bufferedWriteBytes == 0 { drainsWithEmptyBacklog += 1 } else { drainsWithBacklog += 1 }
+    }
+
+    func streamDidReadEOF(_ stream: any ByteStream) {}
+    func streamDidClose(_ stream: any ByteStream) {}
+}
+
+@Suite struct WriteBatchTests {
+    /// Writes made inside a read callback wait for the callback to return (the writer sees
+    /// them as buffered), then leave in order; the writer hears `streamDidDrain` once they are
+    /// gone, as it would for a queued write; a half-close made in the same callback follows them.
+    @Test(arguments: Transport.allCases)
+    func writesInsideAReadCallbackAreCoalescedThenDrained(transport: Transport) throws {
+        let total = 256 * 1024 + 37
+        let harness = LoopHarness()
+        let server = PiecewiseEchoServer(requestSize: total)
+        let client = BulkClient(sendTotal: total, expectReceive: total)
+        try harness.run {
+            let listener = try harness.listen(transport) { server }
+            client.onDone = { harness.finish() }
+            harness.connect(transport, port: listener.port, handler: client) { client.pump($0) }
+        }
+        #expect(!harness.timedOut)
+        #expect(client.error == nil, "\(String(describing: client.error))")
+        #expect(client.received == total)
+        #expect(!client.corrupt)
+        #expect(client.gotEOF)
+        #expect(server.batchWasOpen)
+        #expect(server.bufferedInsideCallback > 0)
+        #expect(server.drainsWithEmptyBacklog > 0)
+        #expect(!harness.loop.writeBatch.isOpen)
+    }
+
+    /// Outside any read callback nothing is deferred: a write on a healthy socket is handed to
+    /// the kernel at once.
+    @Test func writesOutsideReadCallbacksGoStraightOut() throws {
+        let harness = LoopHarness()
+        let client = BulkClient(sendTotal: 0, expectReceive: 0)
+        var bufferedAfterWrite = -1
+        try harness.run {
+            let listener = try harness.listen(.plain) { EchoServer() }
+            harness.connect(.plain, port: listener.port, handler: client) { stream in
+                stream.write([UInt8](repeating: 1, count: 1000))
+                bufferedAfterWrite = stream.bufferedWriteBytes
+                harness.finish()
+            }
+        }
+        #expect(bufferedAfterWrite == 0)
+    }
+}
