@@ -35,13 +35,16 @@ let package = Package(
         // Byte-crunching loops (WebSocket masking) that must be fast even in debug builds.
         .target(name: "CLariatSupport", path: "Sources/CLariatSupport",
                 cSettings: [.unsafeFlags(["-O2"])]),
+        // The BIO that feeds OpenSSL from socket buffers without memory-BIO copies.
+        .target(name: "CLariatBIO", dependencies: ["COpenSSL"], path: "Sources/CLariatBIO",
+                cSettings: [.unsafeFlags(["-O2"])]),
 
         .target(name: "LariatProtocol", dependencies: ["CLZ4"],
                 path: "Sources/LariatProtocol", swiftSettings: strict),
         .target(name: "LariatHTTP", dependencies: ["COpenSSL", "CLariatSupport"],
                 path: "Sources/LariatHTTP", swiftSettings: strict),
         .target(name: "LariatRuntime",
-                dependencies: ["CLibUV", "COpenSSL", "LariatProtocol", "LariatHTTP",
+                dependencies: ["CLibUV", "COpenSSL", "CLariatBIO", "LariatProtocol", "LariatHTTP",
                                .product(name: "Logging", package: "swift-log")],
                 path: "Sources/LariatRuntime", swiftSettings: strict),
         // A protocol session carried over WebSocket on a byte stream, and the bridges between

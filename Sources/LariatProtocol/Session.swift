@@ -81,7 +81,7 @@ public final class Session {
         self.pingInterval = config.pingIntervalNanos
         // Ready queues grow on demand: most sessions have a handful of busy streams.
         ready = (ReadyQueue(capacity: 8), ReadyQueue(capacity: 8), ReadyQueue(capacity: 16))
-        sendPool = SendBufferPool(blockSize: config.sendBufferSize, keep: 64)
+        sendPool = SendBufferPool(blockSize: config.sendBufferSize, keep: 16)
         // Before the handshake only HELLO/WELCOME/GOAWAY are legal; they fit the minimum size.
         decoder = FrameDecoder(maxPayload: ProtocolLimits.minMaxFramePayload, capacityLimit: config.maxFramePayload)
         writableNotices.reserveCapacity(8)

@@ -19,8 +19,9 @@ public struct SessionConfig: Sendable {
     public var minStreamWindow = 64 * 1024
     /// Session-wide receive window: the hard cap on bytes received and not yet consumed.
     public var sessionWindow = 32 * 1024 * 1024
-    /// Bytes of application data a stream may hold unsent.
-    public var sendBufferSize = 256 * 1024
+    /// Bytes of application data a stream may hold unsent. Twice the runtime's socket read
+    /// (256 KiB): a bridge resumes reading at half-full, so a whole read then always fits.
+    public var sendBufferSize = 512 * 1024
     /// Concurrent streams (both directions).
     public var maxStreams = 16384
     /// Peer OPENs not yet accepted or refused by the application.

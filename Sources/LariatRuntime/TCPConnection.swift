@@ -5,7 +5,7 @@ import Glibc
 
 /// One TCP connection on one loop (accepted by `TCPListener` or made by `TCPConnection.connect`).
 ///
-/// Read path: libuv reads into the loop's one preallocated 64 KiB buffer (`UVLoop.readBuffer`),
+/// Read path: libuv reads into the loop's one preallocated 256 KiB buffer (`UVLoop.readBuffer`),
 /// which is handed to the handler as an `UnsafeRawBufferPointer`: reading allocates nothing, and
 /// an idle connection holds no read buffer.
 ///

@@ -1,16 +1,15 @@
 /// TLS over any `ByteStream` (normally a `TCPConnection`), presented as a `ByteStream` of
 /// plaintext with the same semantics: bytes in, write, backpressure, half-close, close.
 ///
-/// Data path: transport bytes are fed to the `TLSEngine`, decrypted into a per-connection
-/// plaintext buffer and handed to the handler; writes are encrypted a record (16 KiB) at a time
-/// and the ciphertext is drained through a per-connection scratch buffer into the transport, so
-/// the engine's write BIO never grows large. Nothing is allocated per read or per write once the
-/// backlog queues have warmed up.
+/// Data path: the engine decrypts straight from the transport's read buffer (only an unread
+/// tail is copied) into a per-connection plaintext buffer, which is handed to the handler;
+/// a write is encrypted a record (16 KiB) at a time into the engine's output buffer, and the
+/// whole of it goes to the transport in one write. Nothing is allocated per read or per write
+/// once the buffers have warmed up.
 ///
 /// Writes before the handshake completes are queued and sent right after it.
 public final class TLSConnection: ByteStream {
-    static let plaintextBufferSize = 32 * 1024
-    static let ciphertextScratchSize = 32 * 1024
+    static let plaintextBufferSize = 64 * 1024
     /// One full TLS record per SSL_write keeps records maximal and the write BIO small.
     static let recordSize = 16 * 1024
 
@@ -23,7 +22,6 @@ public final class TLSConnection: ByteStream {
     public var onHandshakeComplete: ((TLSConnection) -> Void)?
 
     private let plaintext: UnsafeMutableRawBufferPointer
-    private let ciphertext: UnsafeMutableRawBufferPointer
     private let earlyWrites = ByteQueue()
 
     /// Same ownership scheme as TCPConnection: `handler` is `handlerOwner` or the detached one.
@@ -49,12 +47,10 @@ public final class TLSConnection: ByteStream {
         self.transport = transport
         engine = try TLSEngine(context: context, serverName: serverName)
         plaintext = .allocate(byteCount: Self.plaintextBufferSize, alignment: 16)
-        ciphertext = .allocate(byteCount: Self.ciphertextScratchSize, alignment: 16)
     }
 
     deinit {
         plaintext.deallocate()
-        ciphertext.deallocate()
     }
 
     public var isClosed: Bool { closing }
@@ -131,6 +127,7 @@ public final class TLSConnection: ByteStream {
         guard !processing, !closing else { return }
         processing = true
         defer { processing = false }
+        var filled = 0
         do throws(TLSError) {
             if !engine.isHandshakeComplete {
                 let done = try engine.handshake()
@@ -141,23 +138,40 @@ public final class TLSConnection: ByteStream {
                 }
                 handshakeDidComplete()
             }
+            // SSL_read yields one record (≤ 16 KiB) at a time; records are gathered until the
+            // buffer has no room for another, so the handler sees large chunks. (A protocol
+            // frame cut by a chunk boundary costs the handler a reassembly copy: with one
+            // record per chunk nearly every 16 KiB DATA frame was cut.)
             while !closing && !readPaused && !receivedCloseNotify {
-                switch try engine.read(into: plaintext) {
-                case .bytes(let count):
-                    handler.streamDidRead(self, UnsafeRawBufferPointer(rebasing: plaintext[..<count]))
+                let result = try engine.read(into: UnsafeMutableRawBufferPointer(rebasing: plaintext[filled...]))
+                if case .bytes(let count) = result {
+                    filled += count
+                    if plaintext.count - filled >= Self.recordSize { continue }
+                }
+                if filled > 0 {
+                    handler.streamDidRead(self, UnsafeRawBufferPointer(rebasing: plaintext[..<filled]))
+                    filled = 0
+                }
+                switch result {
+                case .bytes:
+                    continue
                 case .needsInput:
+                    guard !closing else { return }
                     flushCiphertext()  // post-handshake messages (session tickets, key updates)
                     if transportEOF {
                         fail(.tls(TLSError(kind: .unexpectedEOF, message: "connection closed without close_notify")))
                     }
                     return
                 case .closed:
+                    guard !closing else { return }
                     receivedCloseNotify = true
                     flushCiphertext()
                     handler.streamDidReadEOF(self)
                 }
             }
         } catch {
+            // What decrypted before the bad record is genuine: hand it over first.
+            if filled > 0 && !closing { handler.streamDidRead(self, UnsafeRawBufferPointer(rebasing: plaintext[..<filled])) }
             flushCiphertext()  // let the alert reach the peer
             fail(.tls(error))
         }
@@ -194,17 +208,16 @@ public final class TLSConnection: ByteStream {
                 fail(.tls(error))
                 return
             }
-            flushCiphertext()
         }
+        flushCiphertext()
     }
 
-    /// Moves every pending ciphertext byte into the transport (which sends or queues it).
+    /// Hands every pending ciphertext byte to the transport (which sends or queues it).
     private func flushCiphertext() {
-        while !transport.isClosed {
-            let count = engine.drainCiphertext(into: ciphertext)
-            if count == 0 { return }
-            transport.write(UnsafeRawBufferPointer(rebasing: ciphertext[..<count]))
-        }
+        let pending = engine.pendingCiphertext
+        guard pending.count > 0, !transport.isClosed else { return }
+        transport.write(pending)
+        engine.ciphertextSent(pending.count)
     }
 
     private func sendCloseNotifyAndShutdown() {
@@ -227,12 +240,11 @@ public final class TLSConnection: ByteStream {
     fileprivate func transportDidRead(_ bytes: UnsafeRawBufferPointer) {
         guard !closing else { return }
         do throws(TLSError) {
-            try engine.feed(bytes)
+            try engine.withInput(bytes) { processInbound() }
         } catch {
             fail(.tls(error))
             return
         }
-        processInbound()
         if retiredHandler != nil { retiredHandler = nil }
     }
 

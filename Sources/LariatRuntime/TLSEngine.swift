@@ -1,3 +1,4 @@
+import CLariatBIO
 import COpenSSL
 
 /// One TLS session over two memory BIOs, with no I/O of its own: feed it ciphertext from the
@@ -6,8 +7,8 @@ import COpenSSL
 /// and session tickets appear there too). Loop-confined like the connection that owns it.
 public final class TLSEngine {
     let ssl: OpaquePointer
-    private let readBIO: OpaquePointer
-    private let writeBIO: OpaquePointer
+    /// What the SSL object reads ciphertext from and writes records to (see CLariatBIO.h).
+    private let buffers: UnsafeMutablePointer<lariat_bio_buffers>
     public let isServer: Bool
     public private(set) var isHandshakeComplete = false
     /// After a fatal error OpenSSL forbids SSL_shutdown (no close_notify may follow an alert).
@@ -18,17 +19,16 @@ public final class TLSEngine {
     /// certificate's SANs when the context verifies host names.
     public init(context: TLSContext, serverName: String? = nil) throws(TLSError) {
         guard let ssl = SSL_new(context.raw) else { throw TLSError.configuration("SSL_new") }
-        guard let readBIO = BIO_new(BIO_s_mem()), let writeBIO = BIO_new(BIO_s_mem()) else {
+        let buffers = UnsafeMutablePointer<lariat_bio_buffers>.allocate(capacity: 1)
+        buffers.initialize(to: lariat_bio_buffers())
+        guard let bio = lariat_bio_new(buffers) else {
             SSL_free(ssl)
+            buffers.deallocate()
             throw TLSError.configuration("BIO_new")
         }
-        // An empty memory BIO must mean "retry later", not end-of-file.
-        _ = lariat_BIO_set_mem_eof_return(readBIO, -1)
-        _ = lariat_BIO_set_mem_eof_return(writeBIO, -1)
-        SSL_set_bio(ssl, readBIO, writeBIO)  // the SSL now owns both BIOs
+        SSL_set_bio(ssl, bio, bio)  // the SSL now owns the BIO (one reference for both roles)
         self.ssl = ssl
-        self.readBIO = readBIO
-        self.writeBIO = writeBIO
+        self.buffers = buffers
         isServer = context.isServer
 
         if isServer {
@@ -54,28 +54,48 @@ public final class TLSEngine {
 
     deinit {
         SSL_free(ssl)
+        lariat_bio_buffers_free(buffers)
+        buffers.deallocate()
     }
 
     // MARK: - Network side
 
-    /// Appends ciphertext received from the peer.
+    /// Appends ciphertext received from the peer (copied).
     public func feed(_ ciphertext: UnsafeRawBufferPointer) throws(TLSError) {
-        guard let base = ciphertext.baseAddress else { return }
-        var offset = 0
-        while offset < ciphertext.count {
-            let n = BIO_write(readBIO, base + offset, Int32(min(ciphertext.count - offset, Int(Int32.max))))
-            guard n > 0 else { throw TLSError.configuration("BIO_write (out of memory)") }
-            offset += Int(n)
+        guard let base = ciphertext.baseAddress, ciphertext.count > 0 else { return }
+        guard lariat_bio_append_input(buffers, base, ciphertext.count) == 1 else {
+            throw TLSError.configuration("out of memory for TLS input")
         }
     }
 
+    /// Lets `body` decrypt straight from `ciphertext` (a socket's read buffer); what is left
+    /// unread when it returns is copied, since the read buffer is about to be reused.
+    public func withInput(_ ciphertext: UnsafeRawBufferPointer, _ body: () -> Void) throws(TLSError) {
+        guard let base = ciphertext.baseAddress, ciphertext.count > 0 else { return body() }
+        lariat_bio_lend(buffers, base, ciphertext.count)
+        body()
+        guard lariat_bio_keep(buffers) == 1 else { throw TLSError.configuration("out of memory for TLS input") }
+    }
+
     /// Ciphertext waiting to be sent.
-    public var pendingCiphertextCount: Int { Int(BIO_ctrl_pending(writeBIO)) }
+    public var pendingCiphertextCount: Int { buffers.pointee.out_len }
+
+    /// The ciphertext waiting to be sent, in place; valid until the next engine call.
+    public var pendingCiphertext: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: buffers.pointee.out, count: buffers.pointee.out_len)
+    }
+
+    /// Drops the first `count` bytes of `pendingCiphertext`: they were handed to the network.
+    public func ciphertextSent(_ count: Int) { lariat_bio_sent(buffers, count) }
 
     /// Moves up to `buffer.count` bytes of pending ciphertext into `buffer`; returns the count.
     public func drainCiphertext(into buffer: UnsafeMutableRawBufferPointer) -> Int {
-        let n = BIO_read(writeBIO, buffer.baseAddress, Int32(clamping: buffer.count))
-        return n > 0 ? Int(n) : 0
+        let pending = pendingCiphertext
+        let n = min(pending.count, buffer.count)
+        guard n > 0, let target = buffer.baseAddress, let source = pending.baseAddress else { return 0 }
+        target.copyMemory(from: source, byteCount: n)
+        ciphertextSent(n)
+        return n
     }
 
     // MARK: - Application side

@@ -20,7 +20,10 @@ public final class UVLoop: Sendable {
     /// delivers reads one at a time from the loop and handlers consume the bytes before they
     /// return; an idle connection then costs no read buffer at all. Loop thread only.
     nonisolated(unsafe) public let readBuffer: UnsafeMutableRawPointer
-    public static let readBufferSize = 64 * 1024
+    /// Large, because each read callback's writes leave as one syscall (`WriteBatch`): one
+    /// read taking all a busy tunnel has queued means few, large writes to the target and
+    /// few wake-ups of whoever reads them.
+    public static let readBufferSize = 256 * 1024
     /// Coalesces the writes a read callback makes (see `WriteBatch`). Loop thread only.
     nonisolated(unsafe) let writeBatch = WriteBatch()
     /// pthread id of the thread inside `run()`, 0 when not running.

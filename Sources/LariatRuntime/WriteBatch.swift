@@ -2,9 +2,9 @@
 /// the connection's backlog instead of entering the kernel, and when the callback returns each
 /// touched connection sends everything with one `uv_try_write`.
 ///
-/// Why: one socket read fans out into many small writes — a 64 KiB TLS read holds four DATA
-/// frames for the target, a 64 KiB user read becomes four TLS records for the tunnel. One
-/// syscall each means four wake-ups of the reader on the other end; on a loaded machine those
+/// Why: one socket read fans out into many small writes — a 256 KiB TLS read holds sixteen
+/// DATA frames for the target, a WINDOW_UPDATE and a PONG for the tunnel. A syscall for each
+/// means a wake-up of the reader on the other end for each; on a loaded machine those
 /// context switches, not the copies, were most of the tunnel's CPU. The extra copy into the
 /// backlog is cheap next to them. Nothing waits longer than the callback that wrote it.
 ///

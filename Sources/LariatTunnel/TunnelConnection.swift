@@ -32,9 +32,8 @@ extension TunnelConnectionDelegate {
 /// the WebSocket header), which goes out as one binary message. Production stops while the
 /// stream holds more than `outputHighWater` unsent bytes, so the scheduler — not a queue below
 /// it — decides what goes next; that is what bounds an interactive frame's wait.
-/// The chunk is larger than one socket read (64 KiB) plus its framing, so what one read brings
-/// in leaves in one message, one TLS write and one syscall rather than a full chunk and a
-/// 40-byte straggler.
+/// The chunk is large so that each syscall carries many TLS records: with 64 KiB chunks, 64 KiB
+/// of user data plus its framing left as a full chunk and then a 40-byte straggler.
 public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
     public static let outputChunk = 128 * 1024
     public static let outputHighWater = 64 * 1024

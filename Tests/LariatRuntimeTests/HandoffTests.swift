@@ -91,16 +91,19 @@ final class ResetOnFirstRead: ByteStreamHandler {
     }
 }
 
-/// First phase: takes the first read, then hands the stream to the next phase from inside
-/// its own callback (and nothing else keeps it alive).
+/// First phase: takes the first byte, then hands the stream to the next phase from inside its
+/// own callback (and nothing else keeps it alive), passing on whatever came with that byte —
+/// a stream keeps no message boundaries (TLS gathers records), like the hub's HTTP upgrade
+/// passing the bytes after the request head to the tunnel.
 final class FirstPhase: ByteStreamHandler {
     let next: any ByteStreamHandler
     private(set) var firstBytes = 0
     init(next: any ByteStreamHandler) { self.next = next }
     func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) {
-        firstBytes = bytes.count
+        firstBytes = 1
         stream.start(handler: next)
         firstBytes += 0  // still safe to touch self after the hand-over
+        if bytes.count > 1 { next.streamDidRead(stream, UnsafeRawBufferPointer(rebasing: bytes[1...])) }
     }
     func streamDidReadEOF(_ stream: any ByteStream) {}
     func streamDidClose(_ stream: any ByteStream) {}
@@ -115,8 +118,8 @@ final class FirstPhase: ByteStreamHandler {
         try harness.run(deadlineMilliseconds: 10_000) {
             let listener = try harness.listen(transport) { FirstPhase(next: echo) }
             client.onDone = { harness.finish() }
-            // The first phase swallows its first read, so send one byte that is not counted
-            // first, then the bulk stream once it has had time to arrive alone.
+            // The first phase swallows one byte: send it first (it is not counted), then the
+            // bulk stream, which may or may not arrive in the same read.
             harness.connect(transport, port: listener.port, handler: client) { stream in
                 stream.write([0xFF])
                 harness.loop.schedule(afterMilliseconds: 50) { client.pump(stream) }

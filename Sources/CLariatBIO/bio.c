@@ -1,0 +1,142 @@
+#include "CLariatBIO.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/// Output capacity kept once drained; more is returned to the allocator so a connection that
+/// carried one burst does not hold the memory while idle.
+#define LARIAT_BIO_RETAINED (512 * 1024)
+
+static BIO_METHOD *lariat_method;
+static pthread_once_t lariat_method_once = PTHREAD_ONCE_INIT;
+
+static int reserve(unsigned char **buf, size_t *cap, size_t needed) {
+    if (needed <= *cap) return 1;
+    size_t grown = *cap ? *cap : 4096;
+    while (grown < needed) grown *= 2;
+    unsigned char *p = realloc(*buf, grown);
+    if (!p) return 0;
+    *buf = p;
+    *cap = grown;
+    return 1;
+}
+
+static int lariat_write(BIO *bio, const char *data, size_t len, size_t *written) {
+    lariat_bio_buffers *b = BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    if (!reserve(&b->out, &b->out_cap, b->out_len + len)) return 0;
+    memcpy(b->out + b->out_len, data, len);
+    b->out_len += len;
+    *written = len;
+    return 1;
+}
+
+static int lariat_read(BIO *bio, char *data, size_t len, size_t *readbytes) {
+    lariat_bio_buffers *b = BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    size_t n = 0;
+    if (b->kept_len > 0) {
+        n = len < b->kept_len ? len : b->kept_len;
+        memcpy(data, b->kept + b->kept_start, n);
+        b->kept_start += n;
+        b->kept_len -= n;
+        if (b->kept_len == 0) b->kept_start = 0;
+    } else if (b->lent_len > 0) {
+        n = len < b->lent_len ? len : b->lent_len;
+        memcpy(data, b->lent, n);
+        b->lent += n;
+        b->lent_len -= n;
+    }
+    if (n == 0) {
+        BIO_set_retry_read(bio);  // "no data yet", never end of file: the socket decides that
+        *readbytes = 0;
+        return 0;
+    }
+    *readbytes = n;
+    return 1;
+}
+
+static long lariat_ctrl(BIO *bio, int cmd, long num, void *ptr) {
+    (void)num; (void)ptr;
+    lariat_bio_buffers *b = BIO_get_data(bio);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH: return 1;
+    case BIO_CTRL_PENDING: return (long)(b->kept_len + b->lent_len);
+    case BIO_CTRL_WPENDING: return (long)b->out_len;
+    default: return 0;
+    }
+}
+
+static int lariat_create(BIO *bio) {
+    BIO_set_init(bio, 1);
+    return 1;
+}
+
+static int lariat_destroy(BIO *bio) {
+    (void)bio;  // the buffers belong to the caller
+    return 1;
+}
+
+static void make_method(void) {
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "lariat buffers");
+    if (!m) return;
+    BIO_meth_set_write_ex(m, lariat_write);
+    BIO_meth_set_read_ex(m, lariat_read);
+    BIO_meth_set_ctrl(m, lariat_ctrl);
+    BIO_meth_set_create(m, lariat_create);
+    BIO_meth_set_destroy(m, lariat_destroy);
+    lariat_method = m;
+}
+
+BIO *lariat_bio_new(lariat_bio_buffers *buffers) {
+    pthread_once(&lariat_method_once, make_method);
+    if (!lariat_method) return NULL;
+    BIO *bio = BIO_new(lariat_method);
+    if (bio) BIO_set_data(bio, buffers);
+    return bio;
+}
+
+void lariat_bio_buffers_free(lariat_bio_buffers *b) {
+    free(b->kept);
+    free(b->out);
+    memset(b, 0, sizeof(*b));
+}
+
+void lariat_bio_lend(lariat_bio_buffers *b, const void *bytes, size_t count) {
+    b->lent = bytes;
+    b->lent_len = count;
+}
+
+int lariat_bio_append_input(lariat_bio_buffers *b, const void *bytes, size_t count) {
+    if (count == 0) return 1;
+    if (b->kept_start > 0 && b->kept_start + b->kept_len + count > b->kept_cap) {
+        memmove(b->kept, b->kept + b->kept_start, b->kept_len);
+        b->kept_start = 0;
+    }
+    if (!reserve(&b->kept, &b->kept_cap, b->kept_start + b->kept_len + count)) return 0;
+    memcpy(b->kept + b->kept_start + b->kept_len, bytes, count);
+    b->kept_len += count;
+    return 1;
+}
+
+int lariat_bio_keep(lariat_bio_buffers *b) {
+    int ok = lariat_bio_append_input(b, b->lent, b->lent_len);
+    b->lent = NULL;
+    b->lent_len = 0;
+    return ok;
+}
+
+void lariat_bio_sent(lariat_bio_buffers *b, size_t count) {
+    if (count >= b->out_len) {
+        b->out_len = 0;
+        if (b->out_cap > LARIAT_BIO_RETAINED) {
+            free(b->out);
+            b->out = NULL;
+            b->out_cap = 0;
+        }
+        return;
+    }
+    memmove(b->out, b->out + count, b->out_len - count);
+    b->out_len -= count;
+}
