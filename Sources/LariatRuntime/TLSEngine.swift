@@ -1,7 +1,7 @@
 import CLariatBIO
 import COpenSSL
 
-/// One TLS session over two memory BIOs, with no I/O of its own: feed it ciphertext from the
+/// One TLS session over caller-owned buffers (`CLariatBIO`), with no I/O of its own: feed it ciphertext from the
 /// network, read plaintext into your buffer, write plaintext, and drain the ciphertext it
 /// produced to the network. Drain after every feed and every write (handshake messages, alerts,
 /// and session tickets appear there too). Loop-confined like the connection that owns it.
@@ -142,7 +142,7 @@ public final class TLSEngine {
     }
 
     /// Encrypts `plaintext`; returns how many bytes were consumed (all of them once the
-    /// handshake is complete, since the memory BIO never refuses output).
+    /// handshake is complete, since the output buffer never refuses bytes).
     public func write(_ plaintext: UnsafeRawBufferPointer) throws(TLSError) -> Int {
         guard let base = plaintext.baseAddress, plaintext.count > 0 else { return 0 }
         ERR_clear_error()
