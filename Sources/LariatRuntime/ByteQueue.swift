@@ -24,6 +24,8 @@ final class ByteQueue {
     }
 
     var count: Int { tail - head }
+    /// Bytes of storage held (0 until the first append).
+    var allocatedBytes: Int { capacity }
     var isEmpty: Bool { tail == head }
 
     /// The unconsumed bytes.

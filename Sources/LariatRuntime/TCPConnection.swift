@@ -11,8 +11,8 @@ import Glibc
 ///
 /// Write path: `uv_try_write` first (on a healthy socket the kernel takes everything, no copy).
 /// Only the remainder is copied into a backlog and sent by a single preallocated `uv_write_t`.
-/// Writes made inside a read callback are coalesced (`WriteBatch`): copied into the backlog and
-/// sent with one `uv_try_write` when the callback returns.
+/// Writes made inside a read callback after the first are coalesced (`WriteBatch`): copied into
+/// the backlog and sent with one `uv_try_write` when the callback returns.
 /// Two queues alternate: the one in flight is never appended to, so the memory libuv is sending
 /// from never moves; the other collects new writes meanwhile.
 ///
@@ -82,6 +82,8 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
     public var isClosed: Bool { state == .closing || state == .closed }
 
     public var bufferedWriteBytes: Int { inFlight.count + backlog.count }
+    /// Memory held for queued writes (what an idle connection should not keep).
+    var writeQueueAllocatedBytes: Int { inFlight.allocatedBytes + backlog.allocatedBytes }
 
     public var localAddress: SocketAddress? { SocketAddress.of(handle, peer: false) }
     public var remoteAddress: SocketAddress? { SocketAddress.of(handle, peer: true) }
@@ -233,12 +235,16 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
     public func write(_ bytes: UnsafeRawBufferPointer) {
         guard state == .open, writeSide == .open, let base = bytes.baseAddress, bytes.count > 0 else { return }
         if !writeInFlight && loop.writeBatch.isOpen {
-            backlog.append(bytes)
-            if !inWriteBatch {
-                inWriteBatch = true
-                loop.writeBatch.add(self)
+            if inWriteBatch {
+                backlog.append(bytes)
+                return
             }
-            return
+            // The first write of a batch goes straight out, like any other: most connections
+            // write once per callback (a reply, a keystroke), and they then never need a
+            // backlog buffer, which would stay allocated on every idle connection. Only a
+            // second write in the same callback is coalesced.
+            inWriteBatch = true
+            loop.writeBatch.add(self)
         }
         var offset = 0
         if !writeInFlight && backlog.isEmpty {

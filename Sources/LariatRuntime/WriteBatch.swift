@@ -1,6 +1,6 @@
-/// Write coalescing for one loop: while a read callback runs, `TCPConnection.write` appends to
-/// the connection's backlog instead of entering the kernel, and when the callback returns each
-/// touched connection sends everything with one `uv_try_write`.
+/// Write coalescing for one loop: while a read callback runs, a connection's first write goes
+/// out at once, and its later writes are appended to its backlog instead of entering the kernel;
+/// when the callback returns each touched connection sends them with one `uv_try_write`.
 ///
 /// Why: one socket read fans out into many small writes — a 256 KiB TLS read holds sixteen
 /// DATA frames for the target, a WINDOW_UPDATE and a PONG for the tunnel. A syscall for each

@@ -61,6 +61,27 @@ private final class PiecewiseEchoServer: ByteStreamHandler {
         #expect(!harness.loop.writeBatch.isOpen)
     }
 
+    /// A connection that writes once per read callback (a reply, a keystroke) sends it at once
+    /// and never allocates a write queue: ten thousand idle streams must not each hold one.
+    @Test func oneWritePerCallbackNeedsNoWriteQueue() throws {
+        let harness = LoopHarness()
+        let client = BulkClient(sendTotal: 64 * 1024, expectReceive: 64 * 1024)
+        var served: [TCPConnection] = []
+        try harness.run {
+            let listener = try TCPListener(loop: harness.loop, port: 0) { tcp in
+                harness.track(tcp)
+                served.append(tcp)
+                tcp.start(handler: EchoServer())
+            }
+            harness.onFinish { listener.close() }
+            client.onDone = { harness.finish() }
+            harness.connect(.plain, port: listener.port, handler: client) { client.pump($0) }
+        }
+        #expect(client.received == 64 * 1024)
+        #expect(served.count == 1)
+        #expect(served.first?.writeQueueAllocatedBytes == 0)
+    }
+
     /// Outside any read callback nothing is deferred: a write on a healthy socket is handed to
     /// the kernel at once.
     @Test func writesOutsideReadCallbacksGoStraightOut() throws {
