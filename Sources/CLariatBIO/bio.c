@@ -4,9 +4,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-/// Output capacity kept once drained; more is returned to the allocator so a connection that
-/// carried one burst does not hold the memory while idle.
-#define LARIAT_BIO_RETAINED (512 * 1024)
+/// A buffer above LARIAT_BIO_LARGE is given back after LARIAT_BIO_LIGHT_USES uses in a row that
+/// each needed under an eighth of it: a tunnel whose traffic turned light (idle after a
+/// transfer) returns the memory, while a busy one — even with PONGs between its 128 KiB
+/// chunks — keeps reusing its buffer without touching the allocator.
+#define LARIAT_BIO_LARGE (64 * 1024)
+#define LARIAT_BIO_LIGHT_USES 8
+
+static void release_if_light(unsigned char **buf, size_t *cap, unsigned *light, size_t used) {
+    if (*cap <= LARIAT_BIO_LARGE) return;
+    if (used >= *cap / 8) {
+        *light = 0;
+        return;
+    }
+    if (++*light < LARIAT_BIO_LIGHT_USES) return;
+    free(*buf);
+    *buf = NULL;
+    *cap = 0;
+    *light = 0;
+}
 
 static BIO_METHOD *lariat_method;
 static pthread_once_t lariat_method_once = PTHREAD_ONCE_INIT;
@@ -41,7 +57,10 @@ static int lariat_read(BIO *bio, char *data, size_t len, size_t *readbytes) {
         memcpy(data, b->kept + b->kept_start, n);
         b->kept_start += n;
         b->kept_len -= n;
-        if (b->kept_len == 0) b->kept_start = 0;
+        if (b->kept_len == 0) {
+            release_if_light(&b->kept, &b->kept_cap, &b->kept_light, b->kept_start);
+            b->kept_start = 0;
+        }
     } else if (b->lent_len > 0) {
         n = len < b->lent_len ? len : b->lent_len;
         memcpy(data, b->lent, n);
@@ -79,7 +98,9 @@ static int lariat_destroy(BIO *bio) {
 }
 
 static void make_method(void) {
-    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "lariat buffers");
+    int index = BIO_get_new_index();
+    if (index == -1) return;
+    BIO_METHOD *m = BIO_meth_new(index | BIO_TYPE_SOURCE_SINK, "lariat buffers");
     if (!m) return;
     BIO_meth_set_write_ex(m, lariat_write);
     BIO_meth_set_read_ex(m, lariat_read);
@@ -129,12 +150,8 @@ int lariat_bio_keep(lariat_bio_buffers *b) {
 
 void lariat_bio_sent(lariat_bio_buffers *b, size_t count) {
     if (count >= b->out_len) {
+        release_if_light(&b->out, &b->out_cap, &b->out_light, b->out_len);
         b->out_len = 0;
-        if (b->out_cap > LARIAT_BIO_RETAINED) {
-            free(b->out);
-            b->out = NULL;
-            b->out_cap = 0;
-        }
         return;
     }
     memmove(b->out, b->out + count, b->out_len - count);

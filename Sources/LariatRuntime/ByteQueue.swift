@@ -46,6 +46,32 @@ final class ByteQueue {
         if head == tail { head = 0; tail = 0 }
     }
 
+    /// Empties the queue after a use of `used` bytes. Large storage is given back after
+    /// `lightUsesBeforeRelease` uses in a row that each needed under an eighth of it: a
+    /// connection whose traffic turned light (an idle stream after a transfer) returns the
+    /// memory, while a busy one — even with small writes between its large ones — keeps reusing
+    /// it without touching the allocator.
+    func reset(afterUsing used: Int) {
+        head = 0
+        tail = 0
+        guard capacity > Self.largeCapacity else { return }
+        if used >= capacity / 8 {
+            lightUses = 0
+            return
+        }
+        lightUses += 1
+        if lightUses >= Self.lightUsesBeforeRelease {
+            free(storage)
+            storage = nil
+            capacity = 0
+            lightUses = 0
+        }
+    }
+
+    static let largeCapacity = 64 * 1024
+    static let lightUsesBeforeRelease = 8
+    private var lightUses = 0
+
     func removeAll() {
         head = 0
         tail = 0

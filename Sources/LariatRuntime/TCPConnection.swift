@@ -271,7 +271,7 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
         var buf = makeUVBuf(pending.baseAddress!, pending.count)
         let n = uv_try_write(handle.asStream, &buf, 1)
         if n > 0 {
-            backlog.consume(Int(n))
+            if Int(n) == pending.count { backlog.reset(afterUsing: pending.count) } else { backlog.consume(Int(n)) }
             bytesSent &+= UInt64(n)
         } else if n < 0 && n != UV_EAGAIN.rawValue {
             fail(UVError(code: n, operation: "write"))
@@ -308,7 +308,7 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
     private func didWrite(status: Int32) {
         writeInFlight = false
         bytesSent &+= UInt64(inFlight.count)
-        inFlight.removeAll()
+        inFlight.reset(afterUsing: inFlight.count)
         guard state == .open else { return }  // closing: the request was cancelled
         if status < 0 {
             fail(UVError(code: status, operation: "write"))
@@ -347,6 +347,14 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
 
     public func close() {
         guard !isClosed else { return }
+        // Writes coalesced in the current read callback have not been offered to the kernel
+        // yet; a plain close must not drop what an immediate write would have sent (a final
+        // record, a TLS close_notify). One last attempt, without waiting.
+        if inWriteBatch && !writeInFlight && !backlog.isEmpty {
+            let pending = backlog.readable
+            var buf = makeUVBuf(pending.baseAddress!, pending.count)
+            _ = uv_try_write(handle.asStream, &buf, 1)
+        }
         state = .closing
         isReading = false
         uv_close(handle.asHandle, Self.closeCallback)

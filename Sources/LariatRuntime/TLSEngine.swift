@@ -80,6 +80,9 @@ public final class TLSEngine {
     /// Ciphertext waiting to be sent.
     public var pendingCiphertextCount: Int { buffers.pointee.out_len }
 
+    /// Memory held for outgoing ciphertext (kept between writes, given back when traffic is light).
+    var outputBufferCapacity: Int { buffers.pointee.out_cap }
+
     /// The ciphertext waiting to be sent, in place; valid until the next engine call.
     public var pendingCiphertext: UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: buffers.pointee.out, count: buffers.pointee.out_len)

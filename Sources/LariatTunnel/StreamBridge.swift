@@ -106,7 +106,9 @@ public final class StreamBridge: ByteStreamHandler {
     public func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) {
         guard !sessionDone else { return }
         tunnel.withSession { session in
-            let taken = session.write(id, bytes)
+            // Behind an overflow, everything waits (a stream that delivers while paused — a
+            // hand-off's parked bytes — must not jump the queue).
+            let taken = overflow.isEmpty ? session.write(id, bytes) : 0
             if taken < bytes.count { overflow.append(contentsOf: bytes[taken...]) }
             if !overflow.isEmpty || session.isSendBufferFull(id) {
                 readPaused = true

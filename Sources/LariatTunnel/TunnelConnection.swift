@@ -52,6 +52,9 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
     public var label: String
     /// Every measured round trip (nanoseconds), for probes.
     public var onRoundTrip: ((UInt64) -> Void)?
+    /// Called once the tunnel's own connection is closed: after the session ended and the
+    /// linger finished (a draining hub waits for this, not only for the session's end).
+    public var onClosed: (() -> Void)?
 
     private var webSocketDecoder: WebSocketDecoder
     private var webSocketEncoder: WebSocketEncoder
@@ -288,5 +291,7 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
         tickTimer?.close(); tickTimer = nil
         flushTimer?.close(); flushTimer = nil
         if session.state != .ended { withSession { $0.transportClosed("connection closed") } }
+        onClosed?()
+        onClosed = nil
     }
 }

@@ -98,6 +98,30 @@ private final class EnginePair {
         #expect(pair.receivedByServer == message ? true : false)
     }
 
+    /// The output buffer a 128 KiB write grew is reused while writes stay large — small ones in
+    /// between do not free it — and given back after a run of small writes (a tunnel gone idle).
+    @Test func aLargeOutputBufferIsGivenBackWhenTrafficTurnsLight() throws {
+        let pair = try EnginePair(clientContext: TLSFixture.shared.client13)
+        try pair.handshake(chunk: 1 << 20)
+        let large = pattern(128 * 1024, seed: 1), small: [UInt8] = [1, 2, 3]
+        func send(_ bytes: [UInt8]) throws {
+            _ = try bytes.withUnsafeBytes { try pair.client.write($0) }
+            try pair.shuttle(from: pair.client, chunk: 1 << 20)
+        }
+        try send(large)
+        let grown = pair.client.outputBufferCapacity
+        #expect(grown > 128 * 1024)
+        for _ in 0..<5 {
+            for _ in 0..<4 { try send(small) }
+            try send(large)
+        }
+        #expect(pair.client.outputBufferCapacity == grown)
+        for _ in 0..<8 { try send(small) }
+        #expect(pair.client.outputBufferCapacity == 0)
+        try send(large)
+        #expect(pair.receivedByServer.count == 7 * large.count + 28 * small.count)
+    }
+
     /// A reader that stops after one record (a paused stream) leaves the rest of the lent
     /// ciphertext behind; it is kept, and decrypts later without another byte from the network.
     @Test func unreadCiphertextIsKeptForLater() throws {

@@ -82,6 +82,37 @@ private final class PiecewiseEchoServer: ByteStreamHandler {
         #expect(served.first?.writeQueueAllocatedBytes == 0)
     }
 
+    /// A handler that writes twice in its read callback and then closes: the second write was
+    /// only coalesced, and `close()` must still offer it to the kernel.
+    @Test func closeInsideTheCallbackSendsWhatWasCoalesced() throws {
+        final class AnswerTwiceThenClose: ByteStreamHandler {
+            func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) {
+                stream.write(Array("first ".utf8))
+                stream.write(Array("second".utf8))
+                stream.close()
+            }
+            func streamDidReadEOF(_ stream: any ByteStream) {}
+            func streamDidClose(_ stream: any ByteStream) {}
+        }
+        final class Collector: ByteStreamHandler {
+            var received: [UInt8] = []
+            var onEnd: () -> Void = {}
+            func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) { received += bytes }
+            func streamDidReadEOF(_ stream: any ByteStream) { onEnd() }
+            func streamDidFail(_ stream: any ByteStream, _ error: StreamError) { onEnd() }
+            func streamDidClose(_ stream: any ByteStream) {}
+        }
+        let harness = LoopHarness()
+        let client = Collector()
+        try harness.run {
+            let listener = try harness.listen(.plain) { AnswerTwiceThenClose() }
+            client.onEnd = { harness.finish() }
+            harness.connect(.plain, port: listener.port, handler: client) { $0.write([0x3F]) }
+        }
+        #expect(!harness.timedOut)
+        #expect(String(decoding: client.received, as: UTF8.self) == "first second")
+    }
+
     /// Outside any read callback nothing is deferred: a write on a healthy socket is handed to
     /// the kernel at once.
     @Test func writesOutsideReadCallbacksGoStraightOut() throws {
@@ -97,5 +128,29 @@ private final class PiecewiseEchoServer: ByteStreamHandler {
             }
         }
         #expect(bufferedAfterWrite == 0)
+    }
+}
+
+@Suite struct ByteQueueTests {
+    /// Large storage survives small uses mixed with large ones (a busy connection), and is freed
+    /// after a run of small uses (the connection went quiet); small storage is always kept.
+    @Test func largeStorageIsFreedOnlyAfterARunOfLightUses() {
+        let queue = ByteQueue()
+        let big = [UInt8](repeating: 7, count: 200 * 1024)
+        big.withUnsafeBytes { queue.append($0) }
+        queue.reset(afterUsing: big.count)
+        let held = queue.allocatedBytes
+        #expect(held >= big.count)
+        for _ in 0..<7 { queue.reset(afterUsing: 10) }
+        big.withUnsafeBytes { queue.append($0) }
+        queue.reset(afterUsing: big.count)   // a large use ends the run
+        for _ in 0..<7 { queue.reset(afterUsing: 10) }
+        #expect(queue.allocatedBytes == held)
+        queue.reset(afterUsing: 10)
+        #expect(queue.allocatedBytes == 0)
+
+        [UInt8](repeating: 1, count: 1000).withUnsafeBytes { queue.append($0) }
+        for _ in 0..<20 { queue.reset(afterUsing: 1) }
+        #expect(queue.allocatedBytes > 0)    // 16 KiB is not worth giving back
     }
 }

@@ -17,6 +17,9 @@ final class HubShared: Sendable {
     /// User connections bridged into a tunnel and not yet closed. A draining hub waits for
     /// these too: a stream the session has finished may still be flushing to its user.
     private let bridgedConnections = Atomic<Int>(0)
+    /// Agent tunnel connections not yet closed, including ended ones still lingering for the
+    /// agent's EOF (exiting under them would turn their close into an RST).
+    private let tunnelConnections = Atomic<Int>(0)
     /// The worker loops, set once right after init (before any connection is accepted).
     nonisolated(unsafe) var workers: [LoopBound<HubWorker>] = []
     private let cursor = Atomic<Int>(0)
@@ -38,6 +41,9 @@ final class HubShared: Sendable {
     var openUserConnections: Int { bridgedConnections.load(ordering: .acquiring) }
     func userConnectionOpened() { bridgedConnections.add(1, ordering: .relaxed) }
     func userConnectionClosed() { bridgedConnections.subtract(1, ordering: .releasing) }
+    var openTunnelConnections: Int { tunnelConnections.load(ordering: .acquiring) }
+    func tunnelConnectionOpened() { tunnelConnections.add(1, ordering: .relaxed) }
+    func tunnelConnectionClosed() { tunnelConnections.subtract(1, ordering: .releasing) }
     /// Round-robin choice of the worker for a new connection.
     func nextWorker(of count: Int) -> Int { cursor.wrappingAdd(1, ordering: .relaxed).oldValue % count }
 

@@ -26,6 +26,8 @@ final class HubWorker: TunnelConnectionDelegate {
                                       delegate: self, label: "agent@\(remote)", leftover: leftover)
         remotes[ObjectIdentifier(tunnel)] = remote
         pending.append(tunnel)
+        hub.tunnelConnectionOpened()
+        tunnel.onClosed = { [hub] in hub.tunnelConnectionClosed() }
     }
 
     /// Tunnels between upgrade and handshake: held here so they stay alive.

@@ -20,6 +20,8 @@ typedef struct lariat_bio_buffers {
     size_t kept_start, kept_len, kept_cap;
     unsigned char *out;
     size_t out_len, out_cap;
+    /// Uses in a row that needed under an eighth of a large buffer (see bio.c).
+    unsigned kept_light, out_light;
 } lariat_bio_buffers;
 
 /// A BIO over `buffers` (owned by the caller, who must keep it alive as long as the BIO).
