@@ -131,14 +131,14 @@ import Testing
 }
 
 @Suite struct DelayBasedTuningTests {
-    /// Round trips well above the path's minimum mean our window is filling socket buffers:
-    /// with another stream sharing the session, a grown window shrinks back toward the
-    /// initial size instead of growing further.
-    @Test func queueingDelayShrinksAGrownWindow() throws {
+    /// A stream with a 1 MiB window on a path whose latest round trip (20 ms) is far above its
+    /// unloaded one (1 ms), with `others` more streams open on the session: 100 kB go through
+    /// and are consumed, then the receiver computes the stream's next WINDOW.
+    private func windowUpdateUnderQueueing(others: Int) throws -> (SessionPair, Int) {
         let p = SessionPair()
         p.serverDelegate.autoConsume = false
-        let id = try p.client.open(target: "x")
-        _ = try p.client.open(target: "interactive")
+        let id = try p.client.open(target: "bulk")
+        for i in 0..<others { _ = try p.client.open(target: "other-\(i)") }
         p.pump()
         let s = try #require(p.server.slot(id))
         p.server.slots[s].recvWindow = 1 << 20
@@ -146,9 +146,16 @@ import Testing
         p.server.lastRTT = 20_000_000
         _ = p.client.write(id, randomBytes(100_000, seed: 31))
         p.pump()
-        let got = p.serverDelegate.received[id]?.count ?? 0
-        p.server.consumed(id, got)
+        p.server.consumed(id, p.serverDelegate.received[id]?.count ?? 0)
         p.server.sendStreamWindow(s)
+        return (p, s)
+    }
+
+    /// Round trips well above the path's minimum mean our window is filling socket buffers:
+    /// with another stream sharing the session, a grown window shrinks back toward the
+    /// initial size instead of growing further.
+    @Test func queueingDelayShrinksAGrownWindow() throws {
+        let (p, s) = try windowUpdateUnderQueueing(others: 1)
         #expect(p.server.slots[s].recvWindow < 1 << 20)
         #expect(p.server.slots[s].recvWindow >= SessionConfig().initialStreamWindow)
         #expect(p.server.stats.windowShrinks > 0)
@@ -159,19 +166,7 @@ import Testing
     /// a window goes through within two current round trips, even though those are far above
     /// the unloaded one (a CPU-bound loopback path looks exactly like this).
     @Test func aLoneStreamIsNotHeldBackByQueueingDelay() throws {
-        let p = SessionPair()
-        p.serverDelegate.autoConsume = false
-        let id = try p.client.open(target: "bulk")
-        p.pump()
-        let s = try #require(p.server.slot(id))
-        p.server.slots[s].recvWindow = 1 << 20
-        p.server.minRTT = 1_000_000
-        p.server.lastRTT = 20_000_000
-        _ = p.client.write(id, randomBytes(100_000, seed: 33))
-        p.pump()
-        let got = p.serverDelegate.received[id]?.count ?? 0
-        p.server.consumed(id, got)
-        p.server.sendStreamWindow(s)
+        let (p, s) = try windowUpdateUnderQueueing(others: 0)
         #expect(p.server.slots[s].recvWindow == 2 << 20)
         #expect(p.server.stats.windowShrinks == 0)
         #expect(p.server.stats.windowGrowths == 1)
