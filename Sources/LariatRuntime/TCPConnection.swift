@@ -248,8 +248,7 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
         }
         var offset = 0
         if !writeInFlight && backlog.isEmpty {
-            var buf = makeUVBuf(base, bytes.count)
-            let n = uv_try_write(handle.asStream, &buf, 1)
+            let n = tryWrite(UnsafeRawBufferPointer(start: base, count: bytes.count))
             if n >= 0 {
                 offset = Int(n)
                 bytesSent &+= UInt64(n)
@@ -263,13 +262,18 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
         if !writeInFlight { submitBacklog() }
     }
 
+    /// `uv_try_write` of `bytes` (non-empty): the count the kernel took, or a negative libuv error.
+    private func tryWrite(_ bytes: UnsafeRawBufferPointer) -> Int32 {
+        var buf = makeUVBuf(bytes.baseAddress!, bytes.count)
+        return uv_try_write(handle.asStream, &buf, 1)
+    }
+
     /// The end of a write batch: one `uv_try_write` for everything deferred, the rest queued.
     func flushBatchedWrites() {
         inWriteBatch = false
         guard state == .open, !writeInFlight, !backlog.isEmpty else { return }
         let pending = backlog.readable
-        var buf = makeUVBuf(pending.baseAddress!, pending.count)
-        let n = uv_try_write(handle.asStream, &buf, 1)
+        let n = tryWrite(pending)
         if n > 0 {
             if Int(n) == pending.count { backlog.reset(afterUsing: pending.count) } else { backlog.consume(Int(n)) }
             bytesSent &+= UInt64(n)
@@ -350,11 +354,7 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
         // Writes coalesced in the current read callback have not been offered to the kernel
         // yet; a plain close must not drop what an immediate write would have sent (a final
         // record, a TLS close_notify). One last attempt, without waiting.
-        if inWriteBatch && !writeInFlight && !backlog.isEmpty {
-            let pending = backlog.readable
-            var buf = makeUVBuf(pending.baseAddress!, pending.count)
-            _ = uv_try_write(handle.asStream, &buf, 1)
-        }
+        if inWriteBatch && !writeInFlight && !backlog.isEmpty { _ = tryWrite(backlog.readable) }
         state = .closing
         isReading = false
         uv_close(handle.asHandle, Self.closeCallback)

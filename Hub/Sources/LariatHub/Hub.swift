@@ -139,8 +139,8 @@ public final class Hub {
         let timer = UVTimer(loop: acceptor)
         timer.start(afterMilliseconds: 50, repeatMilliseconds: 50) { [unowned self] in
             let elapsed = (self.acceptor.now - started) / 1_000_000
-            let tunnels = max(self.shared.registry.count, self.shared.openTunnelConnections)
-            let users = self.shared.openUserConnections
+            let tunnels = self.shared.tunnelConnections.current
+            let users = self.shared.userConnections.current
             if (tunnels == 0 && users == 0) || elapsed >= self.configuration.drainTimeoutMilliseconds {
                 if tunnels > 0 || users > 0 {
                     self.logger.warning("drain timeout: closing \(tunnels) tunnel(s) and \(users) user connection(s) still open")

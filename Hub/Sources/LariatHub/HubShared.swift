@@ -16,10 +16,11 @@ final class HubShared: Sendable {
     private let draining = Atomic<Bool>(false)
     /// User connections bridged into a tunnel and not yet closed. A draining hub waits for
     /// these too: a stream the session has finished may still be flushing to its user.
-    private let bridgedConnections = Atomic<Int>(0)
+    let userConnections = OpenCount()
     /// Agent tunnel connections not yet closed, including ended ones still lingering for the
-    /// agent's EOF (exiting under them would turn their close into an RST).
-    private let tunnelConnections = Atomic<Int>(0)
+    /// agent's EOF (exiting under them would turn their close into an RST). Every registered
+    /// agent has one, so this is never below `registry.count`.
+    let tunnelConnections = OpenCount()
     /// The worker loops, set once right after init (before any connection is accepted).
     nonisolated(unsafe) var workers: [LoopBound<HubWorker>] = []
     private let cursor = Atomic<Int>(0)
@@ -38,12 +39,6 @@ final class HubShared: Sendable {
 
     var isDraining: Bool { draining.load(ordering: .relaxed) }
     func startDraining() { draining.store(true, ordering: .relaxed) }
-    var openUserConnections: Int { bridgedConnections.load(ordering: .acquiring) }
-    func userConnectionOpened() { bridgedConnections.add(1, ordering: .relaxed) }
-    func userConnectionClosed() { bridgedConnections.subtract(1, ordering: .releasing) }
-    var openTunnelConnections: Int { tunnelConnections.load(ordering: .acquiring) }
-    func tunnelConnectionOpened() { tunnelConnections.add(1, ordering: .relaxed) }
-    func tunnelConnectionClosed() { tunnelConnections.subtract(1, ordering: .releasing) }
     /// Round-robin choice of the worker for a new connection.
     func nextWorker(of count: Int) -> Int { cursor.wrappingAdd(1, ordering: .relaxed).oldValue % count }
 
@@ -51,4 +46,12 @@ final class HubShared: Sendable {
         guard let bearer else { return false }
         return Digest.constantTimeEquals(Array(Digest.sha256Hex(bearer).utf8), Array(adminTokenSHA256.utf8))
     }
+}
+
+/// How many of something are open right now, counted from any thread.
+struct OpenCount: ~Copyable, Sendable {
+    private let value = Atomic<Int>(0)
+    var current: Int { value.load(ordering: .acquiring) }
+    func opened() { value.add(1, ordering: .relaxed) }
+    func closed() { value.subtract(1, ordering: .releasing) }
 }

@@ -26,8 +26,8 @@ final class HubWorker: TunnelConnectionDelegate {
                                       delegate: self, label: "agent@\(remote)", leftover: leftover)
         remotes[ObjectIdentifier(tunnel)] = remote
         pending.append(tunnel)
-        hub.tunnelConnectionOpened()
-        tunnel.onClosed = { [hub] in hub.tunnelConnectionClosed() }
+        hub.tunnelConnections.opened()
+        tunnel.onClosed = { [hub] in hub.tunnelConnections.closed() }
     }
 
     /// Tunnels between upgrade and handshake: held here so they stay alive.
@@ -99,8 +99,8 @@ final class HubWorker: TunnelConnectionDelegate {
             let bridge = try tunnel.openBridged(target: target, streamClass: .bulk, connection: connection) { [logger] code, message in
                 logger.warning("forward \(description) via \(tunnel.label): \(code.name): \(message)")
             }
-            hub.userConnectionOpened()
-            bridge.onClosed = { [hub] in hub.userConnectionClosed() }
+            hub.userConnections.opened()
+            bridge.onClosed = { [hub] in hub.userConnections.closed() }
         } catch {
             logger.warning("forward \(description) via \(tunnel.label): cannot open stream: \(error)")
             connection.closeWithReset()
