@@ -61,9 +61,9 @@ public struct FileError: Error, Sendable, CustomStringConvertible {
     public var description: String { "\(operation) \(path): \(String(cString: strerror(errno)))" }
 }
 
-/// Small POSIX file helpers (no Foundation).
-enum FileIO {
-    static func readIfExists(_ path: String) throws(FileError) -> String? {
+/// Small POSIX file helpers (no Foundation): the project's one atomic file writer.
+public enum FileIO {
+    public static func readIfExists(_ path: String) throws(FileError) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT { return nil }
@@ -86,7 +86,7 @@ enum FileIO {
 
     /// Writes to a temporary file created with `mode` (so a key is never briefly world-readable),
     /// then renames it over `path`.
-    static func writeAtomically(_ path: String, _ text: String, mode: mode_t) throws(FileError) {
+    public static func writeAtomically(_ path: String, _ text: String, mode: mode_t) throws(FileError) {
         let temporary = "\(path).tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw FileError(path: temporary, operation: "create", errno: errno) }

@@ -71,11 +71,11 @@ public final class ClusterStore: Sendable {
 
     private func save(_ doc: Document) throws {
         let data = try JSONEncoder.iso.encode(doc)
-        let tmp = path + ".tmp"
-        guard FileManager.default.createFile(atPath: tmp, contents: data, attributes: [.posixPermissions: 0o600]) else {
-            throw StoreError("cannot write \(tmp)")
+        do {
+            try FileIO.writeAtomically(path, String(decoding: data, as: UTF8.self), mode: 0o600)
+        } catch {
+            throw StoreError("cannot save the cluster store: \(error)")
         }
-        guard rename(tmp, path) == 0 else { throw StoreError("cannot rename \(tmp) to \(path): errno \(errno)") }
     }
 
     static func isValidName(_ s: String) -> Bool {

@@ -22,6 +22,12 @@ public final class Hub {
     private var stopping = false
     /// Set on first start when a bootstrap cluster was created: its token, to print once.
     public private(set) var bootstrapToken: String?
+    /// Set when the admin token was created by this start: the token, to print once (only its
+    /// digest is kept).
+    public private(set) var newAdminToken: String?
+    /// The open-file limit in force after raising it (each connection is a descriptor).
+    public let fileLimit: Int
+    private var reportTimer: UVTimer?
     public var caChecksum: String { shared.caChecksum }
     public var port: Int { listener?.port ?? configuration.listenPort }
 
@@ -46,14 +52,15 @@ public final class Hub {
             let token = try store.createCluster(name)
             bootstrapToken = token
             // Kept (0600) so a newcomer can find it again; delete it once the agent is deployed.
-            FileManager.default.createFile(atPath: dir + "/\(name).token", contents: Data((token + "\n").utf8),
-                                           attributes: [.posixPermissions: 0o600])
+            try FileIO.writeAtomically(dir + "/\(name).token", token + "\n", mode: 0o600)
         }
-        let adminToken = try Self.loadOrCreateAdminToken(dir)
+        let admin = try AdminToken.loadOrCreate(directory: dir)
+        newAdminToken = admin.created
+        fileLimit = FileLimit.raiseToHardLimit()
         acceptor = UVLoop(name: "hub-acceptor")
         group = LoopGroup(count: max(1, configuration.loops), namePrefix: "hub-worker")
         shared = HubShared(configuration: configuration, store: store, registry: AgentRegistry(), tls: tls,
-                           caPEM: ca.certificatePEM, adminTokenSHA256: Digest.sha256Hex(adminToken), logger: logger)
+                           caPEM: ca.certificatePEM, adminTokenSHA256: admin.sha256Hex, logger: logger)
         var ws: [LoopBound<HubWorker>] = []
         for (i, loop) in group.loops.enumerated() {
             ws.append(LoopBound(HubWorker(index: i, loop: loop, hub: shared), loop: loop))
@@ -71,7 +78,17 @@ public final class Hub {
         let shared = self.shared
         let logger = self.logger
         listener = try TCPListener(loop: acceptor, host: configuration.listenHost, port: configuration.listenPort) { connection in
-            let remote = connection.remoteAddress?.description ?? "?"
+            let address = connection.remoteAddress
+            let remote = address?.description ?? "?"
+            let source = address?.ipString ?? "?"
+            let ticket: ConnectionAdmission.Ticket
+            switch shared.admission.admit(source: source) {
+            case .success(let t): ticket = t
+            case .failure:
+                // Refused before TLS costs anything; counted into one summary line.
+                connection.closeWithReset()
+                return
+            }
             guard let socket = connection.detach() else { return }
             let bound = workers[shared.nextWorker(of: workers.count)]
             bound.loop.execute {
@@ -80,12 +97,13 @@ public final class Hub {
                     let tcp = try TCPConnection.adopt(socket, loop: worker.loop)
                     _ = tcp.setNotSentLowWatermark(TunnelConnection.kernelUnsentLimit)
                     let tls = try TLSConnection(transport: tcp, context: shared.tls)
-                    _ = HubHTTPConnection(stream: tls, worker: worker, remote: remote)
+                    _ = HubHTTPConnection(stream: tls, ticket: ticket, worker: worker, remote: remote, source: source)
                 } catch {
                     logger.error("cannot take connection from \(remote): \(error)")
                 }
             }
         }
+        startReports()
         for spec in configuration.forwards {
             forwardListeners.append(try forwardListener(spec))
         }
@@ -97,8 +115,8 @@ public final class Hub {
         let logger = self.logger
         let l = try TCPListener(loop: acceptor, host: spec.listenHost, port: spec.listenPort) { connection in
             let remote = connection.remoteAddress?.description ?? "?"
-            guard let agent = shared.registry.pick(cluster: spec.cluster) else {
-                logger.warning("forward \(spec): no agent of cluster \"\(spec.cluster)\" is connected; refusing \(remote)")
+            guard let agent = shared.registry.pick(cluster: spec.cluster, now: UVLoop.now) else {
+                logger.warning("forward \(spec): no agent of cluster \(spec.cluster.logQuoted) is connected; refusing \(remote)")
                 connection.closeWithReset()
                 return
             }
@@ -128,11 +146,29 @@ public final class Hub {
         acceptor.close()
     }
 
+    /// Every `authReportSeconds`: one line per source address that failed to authenticate,
+    /// and one for connections refused by the caps, instead of a line per attempt.
+    private func startReports() {
+        let timer = UVTimer(loop: acceptor)
+        let period = HubShared.authReportSeconds
+        timer.start(afterMilliseconds: period * 1000, repeatMilliseconds: period * 1000) { [unowned self] in
+            for line in self.shared.authThrottle.takeReport(now: self.acceptor.now) where line.failures > 1 || line.refusals > 0 {
+                self.logger.warning("\(line.failures) failed authentication(s) from \(line.source.logQuoted) in the last \(period) s, \(line.refusals) refused while throttled; last: \(line.lastReason)")
+            }
+            let refused = self.shared.admission.takeRefusedCount()
+            if refused > 0 {
+                self.logger.warning("refused \(refused) connection(s) in the last \(period) s at the connection caps (\(self.configuration.limits.maxConnections) in all, \(self.configuration.limits.maxConnectionsPerSource) per source address); \(self.shared.admission.open) open")
+            }
+        }
+        reportTimer = timer
+    }
+
     private func beginShutdown() {
         guard !stopping else { return }
         stopping = true
         shared.startDraining()
-        listener?.close()
+        // The HTTPS listener stays open while draining, so load balancers' health checks see
+        // "503 draining" (and new agents a 503) instead of a refused connection.
         for l in forwardListeners { l.close() }
         for w in workers { w.loop.execute { w.value.drainAll(reason: "hub shutting down") } }
         let started = acceptor.now
@@ -147,6 +183,8 @@ public final class Hub {
                     for w in self.workers { w.loop.execute { w.value.closeAll() } }
                 }
                 timer.close()
+                self.listener?.close()
+                self.reportTimer?.close()
                 self.signals?.close()
                 // Give the workers a moment to flush the final GOAWAYs.
                 self.acceptor.schedule(afterMilliseconds: 100) { self.acceptor.stop() }
@@ -163,19 +201,5 @@ public final class Hub {
         var buf = [CChar](repeating: 0, count: 256)
         guard gethostname(&buf, buf.count) == 0 else { return "localhost" }
         return buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-    }
-
-    static func loadOrCreateAdminToken(_ dir: String) throws -> String {
-        let path = dir + "/admin.token"
-        if let data = FileManager.default.contents(atPath: path),
-           let s = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines), !s.isEmpty {
-            return s
-        }
-        let token = SecureRandom.hexToken(byteCount: 24)
-        guard FileManager.default.createFile(atPath: path, contents: Data((token + "\n").utf8),
-                                             attributes: [.posixPermissions: 0o600]) else {
-            throw StoreError("cannot write \(path)")
-        }
-        return token
     }
 }

@@ -6,7 +6,7 @@ import LariatRuntime
 public struct HubConfiguration: Sendable {
     public var listenHost = "0.0.0.0"
     public var listenPort = 8443
-    /// Holds the CA, the serving certificate, the cluster store and the admin token.
+    /// Holds the CA, the serving certificate, the cluster store and the admin token's digest.
     public var dataDirectory = "./lariat-data"
     /// Worker loops; accepted connections are spread across them.
     public var loops = LoopGroup.coreCount
@@ -16,6 +16,8 @@ public struct HubConfiguration: Sendable {
     /// How long a draining hub waits for open streams before it exits anyway.
     public var drainTimeoutMilliseconds: UInt64 = 10_000
     public var session = SessionConfig()
+    /// Timeouts, connection caps and throttles for the HTTPS port.
+    public var limits = FrontDoorLimits()
     /// On first start with no clusters, create this one and print its token.
     public var bootstrapCluster: String? = "local"
 

@@ -5,26 +5,93 @@ import LariatRuntime
 /// One HTTPS connection to the hub: reads HTTP/1.1 requests and routes them. `/v1/connect`
 /// upgrades to WebSocket and hands the connection to a tunnel; everything else is a small
 /// request/response exchange (keep-alive). Loop-confined.
+///
+/// Until it becomes a tunnel, the connection is held to `FrontDoorLimits`: a deadline for each
+/// phase (TLS handshake, request head, body, keep-alive idle) on one timer, and reading pauses
+/// while the client leaves more than `outputHighWater` of replies unread.
 final class HubHTTPConnection: ByteStreamHandler {
     static let maxRequestBody = 64 * 1024
 
-    let stream: any ByteStream
+    private enum Phase {
+        case handshake, head, body, idle
+        /// An answer is being worked out elsewhere (the tunnel probe); later requests wait.
+        case responding
+        /// The last reply is sent and the write side shut; input is ignored until the client closes.
+        case closing
+        case upgraded
+    }
+
+    let stream: TLSConnection
     let worker: HubWorker
+    /// The client's address ("ip:port") for logs, and its IP alone for per-source limits.
     let remote: String
+    let source: String
+    /// This connection's slot in the hub's connection count, handed on to a tunnel.
+    private var ticket: ConnectionAdmission.Ticket?
     private var parser = HTTPRequestParser()
     private var current: HTTPRequestHead?
     private var bodyBytes = 0
-    private var upgraded = false
+    private var phase = Phase.handshake
+    private let deadline: UVTimer
+    /// Input not yet parsed because replies backed up (only on the pipelining-flood path).
+    private var unparsed: [UInt8] = []
+    private var readPaused = false
+    private var limits: FrontDoorLimits { worker.hub.configuration.limits }
 
-    init(stream: any ByteStream, worker: HubWorker, remote: String) {
+    init(stream: TLSConnection, ticket: ConnectionAdmission.Ticket, worker: HubWorker, remote: String, source: String) {
         self.stream = stream
         self.worker = worker
         self.remote = remote
+        self.source = source
+        self.ticket = ticket
+        deadline = UVTimer(loop: worker.loop)
+        arm(.handshake, afterMilliseconds: worker.hub.configuration.limits.tlsHandshakeTimeoutMilliseconds)
+        stream.onHandshakeComplete = { [unowned self] _ in
+            if self.phase == .handshake { self.arm(.head, afterMilliseconds: self.limits.requestHeadTimeoutMilliseconds) }
+        }
         stream.start(handler: self)
     }
 
+    // MARK: Deadlines
+
+    private func arm(_ next: Phase, afterMilliseconds ms: UInt64) {
+        phase = next
+        deadline.start(afterMilliseconds: ms) { [unowned self] in self.deadlinePassed() }
+    }
+
+    private func deadlinePassed() {
+        switch phase {
+        case .handshake, .idle, .closing:
+            // Nothing to answer: a handshake that never finished, a quiet keep-alive connection,
+            // or a client that never closed after its last reply.
+            close()
+        case .head, .body:
+            respond(408, "request not received in time\n", close: true)
+            close()
+        case .responding, .upgraded:
+            break
+        }
+    }
+
+    private func close() {
+        deadline.close()
+        stream.close()
+    }
+
+    // MARK: ByteStreamHandler
+
     func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) {
-        guard !upgraded else { return }
+        guard phase != .upgraded, phase != .closing else { return }
+        if phase == .idle { arm(.head, afterMilliseconds: limits.requestHeadTimeoutMilliseconds) }
+        if !unparsed.isEmpty {
+            // Replies are backed up; keep the input in order behind what is waiting.
+            unparsed.append(contentsOf: bytes)
+            return
+        }
+        parse(bytes)
+    }
+
+    private func parse(_ bytes: UnsafeRawBufferPointer) {
         var input = bytes
         do throws(HTTPParseError) {
             while let event = try parser.next(from: &input) {
@@ -32,66 +99,122 @@ final class HubHTTPConnection: ByteStreamHandler {
                 case .head(let head):
                     current = head
                     bodyBytes = 0
-                    if head.isUpgradeRequest && head.path == "/v1/connect" {
+                    if head.isUpgradeRequest {
+                        guard head.path == "/v1/connect" else {
+                            // One answer; the parser's `.upgrade` event for it is never reached.
+                            return respondAndClose(404, "no such endpoint: \(head.method) \(head.path)\n")
+                        }
                         upgrade(head, leftover: input)
                         return
                     }
+                    let bodyAllowance = UInt64(Self.maxRequestBody * 1000 / max(1, limits.minimumBodyBytesPerSecond))
+                    arm(.body, afterMilliseconds: limits.requestHeadTimeoutMilliseconds + bodyAllowance)
                 case .body(let b):
                     bodyBytes += b.count
                     if bodyBytes > Self.maxRequestBody {
-                        respond(413, "request body larger than \(Self.maxRequestBody) bytes\n", close: true)
-                        return
+                        return respondAndClose(413, "request body larger than \(Self.maxRequestBody) bytes\n")
                     }
                 case .end:
                     if let head = current { route(head) }
                     current = nil
+                    if phase == .closing { return }
+                    if phase == .body { arm(.idle, afterMilliseconds: limits.keepAliveIdleTimeoutMilliseconds) }
+                    if phase == .responding || stream.bufferedWriteBytes > limits.outputHighWater {
+                        // Replies stay in order behind one still being worked out, and a client
+                        // that does not read its replies gets no more: stop parsing until then.
+                        unparsed = Array(input)
+                        pauseReading()
+                        return
+                    }
                 case .upgrade:
-                    // An upgrade to something we do not speak, or to the wrong path.
-                    respond(404, "no such endpoint\n", close: true)
-                    return
+                    // An upgrade-style request (CONNECT) we do not speak; routed and answered above.
+                    return respondAndClose(404, "no such endpoint\n")
                 }
             }
         } catch {
             // 400, or 431 for an oversized head, 501/505 for what we do not speak.
-            respond(error.suggestedResponseStatus, "bad request: \(error)\n", close: true)
+            respondAndClose(error.suggestedResponseStatus, "bad request: \(error)\n")
         }
     }
 
-    func streamDidReadEOF(_ stream: any ByteStream) { stream.close() }
-    func streamDidFail(_ stream: any ByteStream, _ error: StreamError) {
-        if case .tls(let e) = error {
-            worker.logger.notice("TLS with \(remote) failed: \(e)")
+    func streamDidDrain(_ stream: any ByteStream) { resumeParsing() }
+
+    /// Parses what waited while replies were backed up or one was being worked out, then reads on.
+    private func resumeParsing() {
+        guard readPaused, phase != .upgraded, phase != .closing, phase != .responding,
+              stream.bufferedWriteBytes <= limits.outputHighWater, !stream.isClosed else { return }
+        if !unparsed.isEmpty {
+            let pending = unparsed
+            unparsed = []
+            pending.withUnsafeBytes { parse($0) }
+        }
+        if unparsed.isEmpty && readPaused && !stream.isClosed && phase != .closing && phase != .upgraded {
+            readPaused = false
+            stream.resumeReading()
         }
     }
-    func streamDidClose(_ stream: any ByteStream) {}
+
+    private func pauseReading() {
+        guard !readPaused else { return }
+        readPaused = true
+        stream.pauseReading()
+    }
+
+    func streamDidReadEOF(_ stream: any ByteStream) { close() }
+    func streamDidFail(_ stream: any ByteStream, _ error: StreamError) {
+        if case .tls(let e) = error {
+            worker.logger.debug("TLS with \(remote) failed: \(e)")
+        }
+    }
+    func streamDidClose(_ stream: any ByteStream) {
+        deadline.close()
+        ticket = nil
+    }
 
     // MARK: Routes
 
     private func route(_ head: HTTPRequestHead) {
         let hub = worker.hub
+        let keepOpen = head.keepAlive
         switch (head.method, String(head.path)) {
         case ("GET", "/healthz"), ("HEAD", "/healthz"):
-            respond(hub.isDraining ? 503 : 200, hub.isDraining ? "draining\n" : "ok\n", close: !head.keepAlive)
+            respond(hub.isDraining ? 503 : 200, hub.isDraining ? "draining\n" : "ok\n", close: !keepOpen)
         case ("GET", "/cacerts"):
             if let pin = head.headers.first(name: "X-Lariat-CA-Checksum"), pin.lowercased() != hub.caChecksum {
-                worker.logger.warning("agent at \(remote) pins CA checksum \(pin), but this hub's CA is \(hub.caChecksum): check the agent's --ca-checksum")
+                worker.logger.warning("agent at \(remote) pins CA checksum \(pin.logQuoted), but this hub's CA is \(hub.caChecksum): check the agent's --ca-checksum")
             }
-            respond(200, hub.caPEM, contentType: "application/x-pem-file", close: !head.keepAlive)
+            respond(200, hub.caPEM, contentType: "application/x-pem-file", close: !keepOpen)
         case ("GET", "/v1/agents"):
-            guard hub.isAdmin(bearer(head)) else { return respond(401, "admin token required (Authorization: Bearer …)\n", close: !head.keepAlive) }
-            let rows = hub.registry.all.map { e in
-                #"{"cluster":"\#(e.cluster)","agent":"\#(e.agentID)","role":"\#(e.role == .clusterAgent ? "cluster" : "node")","worker":\#(e.worker),"remote":"\#(e.remote)","draining":\#(e.draining)}"#
-            }
-            respond(200, "[" + rows.joined(separator: ",") + "]\n", contentType: "application/json", close: !head.keepAlive)
+            guard authorizeAdmin(head) else { return }
+            let rows = AgentListing.rows(hub.registry.all, now: worker.loop.now)
+            respond(200, AgentListing.json(rows), contentType: "application/json", close: !keepOpen)
         case ("GET", let path) where path.hasPrefix("/v1/clusters/") && path.hasSuffix("/bench"):
-            guard hub.isAdmin(bearer(head)) else { return respond(401, "admin token required (Authorization: Bearer …)\n", close: !head.keepAlive) }
+            guard authorizeAdmin(head) else { return }
             let cluster = String(path.dropFirst("/v1/clusters/".count).dropLast("/bench".count))
-            bench(cluster: cluster, query: head.query.map(String.init) ?? "", keepAlive: head.keepAlive)
+            bench(cluster: cluster, query: head.query.map(String.init) ?? "", keepAlive: keepOpen)
         case ("GET", "/v1/connect"):
-            respond(426, "the tunnel endpoint needs a WebSocket upgrade\n", close: true)
+            respondAndClose(426, "the tunnel endpoint needs a WebSocket upgrade\n")
         default:
-            respond(404, "no such endpoint: \(head.method) \(head.path)\n", close: !head.keepAlive)
+            respond(404, "no such endpoint: \(head.method) \(head.path)\n", close: !keepOpen)
         }
+    }
+
+    /// The admin API's bearer check, behind the failed-authentication throttle. Answers 429 or
+    /// 401 itself and returns false when the request may not proceed.
+    private func authorizeAdmin(_ head: HTTPRequestHead) -> Bool {
+        let hub = worker.hub
+        let now = worker.loop.now
+        if let wait = hub.authThrottle.retryAfter(source: source, now: now) {
+            respond(429, "too many failed authentications from \(source); retry in \(wait) s\n",
+                    extraHeaders: ["Retry-After": String(wait)], close: !head.keepAlive)
+            return false
+        }
+        guard hub.isAdmin(bearer(head)) else {
+            hub.authenticationFailed(source: source, reason: "bad admin token on \(head.path.logQuoted)", now: now)
+            respond(401, "admin token required (Authorization: Bearer …)\n", close: !head.keepAlive)
+            return false
+        }
+        return true
     }
 
     /// `GET /v1/clusters/NAME/bench?bytes=N&payload=random|json&format=json|text`: runs the
@@ -105,9 +228,12 @@ final class HubHTTPConnection: ByteStreamHandler {
         let bytes = min(max(Int(params["bytes"] ?? "") ?? (64 << 20), 1 << 20), 4 << 30)
         let json = params["payload"] == "json"
         let asJSON = params["format"] != "text"
-        guard let agent = worker.hub.registry.pick(cluster: cluster) else {
-            return respond(404, "no agent of cluster \"\(cluster)\" is connected\n", close: !keepAlive)
+        guard let agent = worker.hub.registry.pick(cluster: cluster, now: worker.loop.now) else {
+            return respond(404, "no agent of cluster \(cluster.logQuoted) is connected\n", close: !keepAlive)
         }
+        // The probe may run for minutes: no request deadline while it does.
+        phase = .responding
+        deadline.stop()
         let me = LoopBound(self, loop: worker.loop)
         let target = worker.hub.workers[agent.worker]
         target.loop.execute {
@@ -117,24 +243,36 @@ final class HubHTTPConnection: ByteStreamHandler {
                     let status = report.error == nil ? 200 : 502
                     conn.respond(status, asJSON ? report.json + "\n" : report.text,
                                  contentType: asJSON ? "application/json" : "text/plain; charset=utf-8", close: !keepAlive)
+                    if keepAlive {
+                        conn.arm(.idle, afterMilliseconds: conn.limits.keepAliveIdleTimeoutMilliseconds)
+                        conn.resumeParsing()
+                    }
                 }
             }
         }
     }
 
     private func upgrade(_ head: HTTPRequestHead, leftover: UnsafeRawBufferPointer) {
-        if worker.hub.isDraining {
-            return respond(503, "hub is shutting down; try another replica\n", close: true)
+        let hub = worker.hub
+        if hub.isDraining {
+            return respondAndClose(503, "hub is shutting down; try another replica\n")
+        }
+        if let wait = hub.authThrottle.retryAfter(source: source, now: worker.loop.now) {
+            return respondAndClose(429, "too many failed authentications from \(source); retry in \(wait) s\n",
+                                   extraHeaders: ["Retry-After": String(wait)])
         }
         let response: HTTPResponseHead
         do {
             response = try WebSocketHandshake.acceptClientRequest(head)
         } catch {
-            return respond(400, "bad WebSocket upgrade: \(error)\n", close: true)
+            return respondAndClose(400, "bad WebSocket upgrade: \(error)\n")
         }
-        upgraded = true
+        phase = .upgraded
+        deadline.close()
+        stream.onHandshakeComplete = nil
         stream.write(response.serialized)
-        worker.startTunnel(on: stream, remote: remote, leftover: leftover)
+        worker.startTunnel(on: stream, remote: remote, source: source, ticket: ticket, leftover: leftover)
+        ticket = nil
     }
 
     private func bearer(_ head: HTTPRequestHead) -> String? {
@@ -142,9 +280,23 @@ final class HubHTTPConnection: ByteStreamHandler {
         return String(v.dropFirst(7)).trimmingCharacters(in: .whitespaces)
     }
 
-    private func respond(_ status: Int, _ text: String, contentType: String = "text/plain; charset=utf-8", close: Bool) {
-        stream.write(HTTPResponseHead.simpleResponse(status: status, headers: ["Content-Type": contentType],
-                                                      body: Array(text.utf8), closeConnection: close))
-        if close { stream.shutdownWrite() }
+    private func respondAndClose(_ status: Int, _ text: String, extraHeaders: [String: String] = [:]) {
+        respond(status, text, extraHeaders: extraHeaders, close: true)
+    }
+
+    private func respond(_ status: Int, _ text: String, contentType: String = "text/plain; charset=utf-8",
+                         extraHeaders: [String: String] = [:], close: Bool) {
+        respond(status, Array(text.utf8), contentType: contentType, extraHeaders: extraHeaders, close: close)
+    }
+
+    private func respond(_ status: Int, _ body: [UInt8], contentType: String, extraHeaders: [String: String] = [:], close: Bool) {
+        let headers = HTTPHeaders([("Content-Type", contentType)] + extraHeaders.sorted { $0.key < $1.key })
+        stream.write(HTTPResponseHead.simpleResponse(status: status, headers: headers, body: body, closeConnection: close))
+        if close {
+            // Nothing more is read; a client that never closes is closed after the head timeout.
+            arm(.closing, afterMilliseconds: limits.requestHeadTimeoutMilliseconds)
+            unparsed = []
+            stream.shutdownWrite()
+        }
     }
 }

@@ -13,6 +13,8 @@ final class HubShared: Sendable {
     let caChecksum: String
     let adminTokenSHA256: String
     let logger: Logger
+    let admission: ConnectionAdmission
+    let authThrottle: AuthThrottle
     private let draining = Atomic<Bool>(false)
     /// User connections bridged into a tunnel and not yet closed. A draining hub waits for
     /// these too: a stream the session has finished may still be flushing to its user.
@@ -35,6 +37,10 @@ final class HubShared: Sendable {
         self.caChecksum = Digest.sha256Hex(caPEM)
         self.adminTokenSHA256 = adminTokenSHA256
         self.logger = logger
+        let limits = configuration.limits
+        admission = ConnectionAdmission(maxTotal: limits.maxConnections, maxPerSource: limits.maxConnectionsPerSource)
+        authThrottle = AuthThrottle(burst: limits.failedAuthenticationBurst,
+                                    refillPerSecond: limits.failedAuthenticationRefillPerSecond)
     }
 
     var isDraining: Bool { draining.load(ordering: .relaxed) }
@@ -46,6 +52,16 @@ final class HubShared: Sendable {
         guard let bearer else { return false }
         return Digest.constantTimeEquals(Array(Digest.sha256Hex(bearer).utf8), Array(adminTokenSHA256.utf8))
     }
+
+    /// Records a failed authentication from `source` (an IP address): the first of a period is
+    /// logged at once, the rest in the periodic summary (`Hub.reportAuthenticationFailures`).
+    func authenticationFailed(source: String, reason: String, now: UInt64) {
+        if authThrottle.recordFailure(source: source, reason: reason, now: now) {
+            logger.warning("authentication failed from \(source.logQuoted): \(reason) (further failures from this address are summarised every \(Self.authReportSeconds) s)")
+        }
+    }
+
+    static let authReportSeconds: UInt64 = 10
 }
 
 /// How many of something are open right now, counted from any thread.

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import LariatProtocol
 import LariatRuntime
@@ -11,7 +12,9 @@ final class HubWorker: TunnelConnectionDelegate {
     let hub: HubShared
     var tunnels: [UInt64: TunnelConnection] = [:]
     private var keys: [ObjectIdentifier: UInt64] = [:]
-    private var remotes: [ObjectIdentifier: String] = [:]
+    private var remotes: [ObjectIdentifier: (remote: String, source: String)] = [:]
+    /// Registered agents whose liveness is being probed because a newcomer claims their id.
+    private var probing: Set<UInt64> = []
     var logger: Logger { hub.logger }
 
     init(index: Int, loop: UVLoop, hub: HubShared) {
@@ -21,14 +24,27 @@ final class HubWorker: TunnelConnectionDelegate {
     }
 
     /// A TLS connection whose HTTP request asked for `/v1/connect`: run a tunnel on it.
-    func startTunnel(on stream: any ByteStream, remote: String, leftover: UnsafeRawBufferPointer) {
+    /// `ticket` is the connection's slot in the hub's connection count: it is given back when
+    /// the tunnel's connection closes.
+    func startTunnel(on stream: any ByteStream, remote: String, source: String, ticket: ConnectionAdmission.Ticket?,
+                     leftover: UnsafeRawBufferPointer) {
+        hub.tunnelConnections.opened()
+        // The upgrade's leftover bytes may hold the HELLO, authenticated inside this init.
+        arriving = (remote, source)
+        defer { arriving = nil }
         let tunnel = TunnelConnection(stream: stream, role: .server, config: hub.configuration.session,
                                       delegate: self, label: "agent@\(remote)", leftover: leftover)
-        remotes[ObjectIdentifier(tunnel)] = remote
-        pending.append(tunnel)
-        hub.tunnelConnections.opened()
-        tunnel.onClosed = { [hub] in hub.tunnelConnections.closed() }
+        tunnel.onClosed = { [hub] in
+            hub.tunnelConnections.closed()
+            withExtendedLifetime(ticket) {}
+        }
+        if tunnel.session.state == .ended { return }  // the leftover bytes already ended it
+        remotes[ObjectIdentifier(tunnel)] = (remote, source)
+        if tunnel.session.state == .handshaking { pending.append(tunnel) }
     }
+
+    /// The addresses of the tunnel being constructed (before it has an identity to key them by).
+    private var arriving: (remote: String, source: String)?
 
     /// Tunnels between upgrade and handshake: held here so they stay alive.
     private var pending: [TunnelConnection] = []
@@ -36,15 +52,29 @@ final class HubWorker: TunnelConnectionDelegate {
     // MARK: TunnelConnectionDelegate
 
     func tunnel(_ tunnel: TunnelConnection, authenticate hello: Hello) -> HandshakeDecision {
-        let remote = remotes[ObjectIdentifier(tunnel)] ?? "?"
+        let (remote, source) = remotes[ObjectIdentifier(tunnel)] ?? arriving ?? ("?", "?")
+        let who = "agent \(hello.agentID.logQuoted) of cluster \(hello.clusterID.logQuoted)"
         guard hub.store.verify(cluster: hello.clusterID, token: hello.token) else {
-            logger.warning("refused agent \"\(hello.agentID)\" of cluster \"\(hello.clusterID)\" from \(remote): invalid token or unknown cluster")
-            return .refuse(.authenticationFailed, reason: "invalid credentials for cluster \"\(hello.clusterID)\"")
+            hub.authenticationFailed(source: source, reason: "\(who): invalid token or unknown cluster", now: loop.now)
+            return .refuse(.authenticationFailed, reason: "invalid credentials for cluster \(hello.clusterID.logQuoted)")
         }
         guard !hub.isDraining else {
             return .refuse(.goingAway, reason: "hub is shutting down")
         }
         let key = hub.registry.makeKey()
+        let entry = AgentRegistry.Entry(key: key, cluster: hello.clusterID, agentID: hello.agentID, role: hello.role,
+                                        worker: index, remote: remote, software: hello.software,
+                                        connectedAtNanos: loop.now, connectedAtSeconds: Date().timeIntervalSince1970)
+        if let existing = hub.registry.register(entry) {
+            // Never a silent swap: the connected agent keeps the id while it answers. If it does
+            // not answer a probe in time (a restarted agent's half-open connection), it is closed
+            // and the newcomer's next attempt gets in.
+            logger.warning("refused a second connection for \(who) from \(remote): that agent is connected from \(existing.remote) (worker \(existing.worker)); probing it")
+            let probe = hub.workers[existing.worker]
+            let wait = hub.configuration.limits.duplicateAgentProbeMilliseconds
+            probe.loop.execute { probe.value.probeLiveness(existing.key, claimedFrom: remote, waitMilliseconds: wait) }
+            return .refuse(.refused, reason: "agent id \(hello.agentID.logQuoted) of cluster \(hello.clusterID.logQuoted) is already connected; give each agent its own --agent-id (if that agent is gone, retry in a few seconds)")
+        }
         keys[ObjectIdentifier(tunnel)] = key
         return .accept(sessionID: "\(hello.clusterID)/\(hello.agentID)#\(key)")
     }
@@ -54,17 +84,33 @@ final class HubWorker: TunnelConnectionDelegate {
         guard let key = keys[id], let hello = tunnel.session.hello else { return }
         pending.removeAll { $0 === tunnel }
         tunnels[key] = tunnel
-        tunnel.label = "\(hello.clusterID)/\(hello.agentID)"
-        let remote = remotes[id] ?? "?"
-        hub.registry.add(.init(key: key, cluster: hello.clusterID, agentID: hello.agentID, role: hello.role,
-                               worker: index, remote: remote, connectedAtNanos: loop.now))
-        logger.info("agent \"\(hello.agentID)\" of cluster \"\(hello.clusterID)\" connected from \(remote) (\(hello.role == .clusterAgent ? "cluster" : "node") agent, \(hello.software), worker \(index))")
+        tunnel.label = "\(hello.clusterID.logQuoted)/\(hello.agentID.logQuoted)"
+        hub.registry.markEstablished(key)
+        let remote = (remotes[id] ?? arriving)?.remote ?? "?"
+        let carrier = hub.registry.pick(cluster: hello.clusterID, now: loop.now)
+        let carries = carrier?.key == key ? "carries new streams" : "standing by: new streams stay with \(carrier.map { $0.agentID.logQuoted } ?? "?")"
+        logger.info("agent \(hello.agentID.logQuoted) of cluster \(hello.clusterID.logQuoted) connected from \(remote) (\(hello.role.name) agent, \(hello.software.logQuoted), worker \(index)); \(carries)")
+    }
+
+    /// Pings registered tunnel `key`; closes it if nothing arrives within `waitMilliseconds`.
+    func probeLiveness(_ key: UInt64, claimedFrom remote: String, waitMilliseconds: UInt64) {
+        guard let tunnel = tunnels[key], !probing.contains(key) else { return }
+        probing.insert(key)
+        let sentAt = loop.now
+        tunnel.ping()
+        loop.schedule(afterMilliseconds: waitMilliseconds) { [self] in
+            probing.remove(key)
+            guard tunnels[key] === tunnel, tunnel.session.state != .ended,
+                  tunnel.session.lastReceivedAt < sentAt else { return }
+            logger.warning("agent \(tunnel.label) did not answer a liveness probe within \(waitMilliseconds) ms while a connection from \(remote) claims its id: closing it so the newcomer can replace it")
+            tunnel.close(code: .timeout, reason: "replaced: no answer to a liveness probe")
+        }
     }
 
     func tunnel(_ tunnel: TunnelConnection, goAwayReceived code: ErrorCode, reason: String) {
         if let key = keys[ObjectIdentifier(tunnel)] {
             hub.registry.markDraining(key)
-            logger.info("agent \(tunnel.label) is draining: \(reason)")
+            logger.info("agent \(tunnel.label) is draining: \(reason.logQuoted)")
         }
     }
 
@@ -75,8 +121,8 @@ final class HubWorker: TunnelConnectionDelegate {
         if let key = keys.removeValue(forKey: id) {
             tunnels[key] = nil
             hub.registry.remove(key)
-            if tunnel.session.state != .handshaking {
-                logger.info("agent \(tunnel.label) disconnected: \(end)")
+            if tunnel.session.hello != nil {
+                logger.info("agent \(tunnel.label) disconnected: \(end.description.logQuoted)")
             }
         }
     }
@@ -95,9 +141,14 @@ final class HubWorker: TunnelConnectionDelegate {
             connection.closeWithReset()
             return
         }
+        let hold = hub.configuration.limits.unhealthyAgentHoldMilliseconds
         do {
-            let bridge = try tunnel.openBridged(target: target, streamClass: .bulk, connection: connection) { [logger] code, message in
-                logger.warning("forward \(description) via \(tunnel.label): \(code.name): \(message)")
+            let bridge = try tunnel.openBridged(target: target, streamClass: .bulk, connection: connection) { [hub, loop] code, message in
+                hub.logger.warning("forward \(description) via \(tunnel.label): \(code.name): \(message.logQuoted)")
+                if code == .timeout {
+                    // The agent did not answer an OPEN: new streams prefer its cluster's other agents.
+                    hub.registry.markUnhealthy(key, until: loop.now + hold * 1_000_000)
+                }
             }
             hub.userConnections.opened()
             bridge.onClosed = { [hub] in hub.userConnections.closed() }

@@ -54,6 +54,30 @@ struct Serve: ParsableCommand {
     @Flag(name: .long, help: "Disable LZ4 compression on tunnels.")
     var noCompression = false
 
+    @Option(name: .long, help: "Seconds a client has to finish its TLS handshake.")
+    var tlsHandshakeTimeout: Double = Double(FrontDoorLimits().tlsHandshakeTimeoutMilliseconds) / 1000
+
+    @Option(name: .long, help: "Seconds a client has to send a whole request head (the slowloris bound); bodies get this plus their size at --min-body-rate.")
+    var requestHeadTimeout: Double = Double(FrontDoorLimits().requestHeadTimeoutMilliseconds) / 1000
+
+    @Option(name: .long, help: "Bytes per second a request body must keep up.")
+    var minBodyRate: Int = FrontDoorLimits().minimumBodyBytesPerSecond
+
+    @Option(name: .long, help: "Seconds an idle keep-alive connection is kept.")
+    var keepAliveTimeout: Double = Double(FrontDoorLimits().keepAliveIdleTimeoutMilliseconds) / 1000
+
+    @Option(name: .long, help: "Open HTTPS connections in all (tunnels included); more are closed at once.")
+    var maxConnections: Int = FrontDoorLimits().maxConnections
+
+    @Option(name: .long, help: "Open HTTPS connections from one source address.")
+    var maxConnectionsPerSource: Int = FrontDoorLimits().maxConnectionsPerSource
+
+    @Option(name: .long, help: "Failed authentications a source address may make in a burst before it is throttled (HTTP 429 with Retry-After).")
+    var authFailureBurst: Int = FrontDoorLimits().failedAuthenticationBurst
+
+    @Option(name: .long, help: "Attempts per second a throttled source address earns back.")
+    var authFailureRefill: Double = FrontDoorLimits().failedAuthenticationRefillPerSecond
+
     func run() throws {
         let logger = common.makeLogger()
         var config = HubConfiguration()
@@ -67,6 +91,15 @@ struct Serve: ParsableCommand {
         config.serverNames = serverName
         config.drainTimeoutMilliseconds = UInt64(drainTimeout * 1000)
         config.session.compression = !noCompression
+        config.limits.tlsHandshakeTimeoutMilliseconds = try milliseconds(tlsHandshakeTimeout, "--tls-handshake-timeout")
+        config.limits.requestHeadTimeoutMilliseconds = try milliseconds(requestHeadTimeout, "--request-head-timeout")
+        config.limits.keepAliveIdleTimeoutMilliseconds = try milliseconds(keepAliveTimeout, "--keep-alive-timeout")
+        config.limits.minimumBodyBytesPerSecond = try positive(minBodyRate, "--min-body-rate")
+        config.limits.maxConnections = try positive(maxConnections, "--max-connections")
+        config.limits.maxConnectionsPerSource = try positive(maxConnectionsPerSource, "--max-connections-per-source")
+        config.limits.failedAuthenticationBurst = try positive(authFailureBurst, "--auth-failure-burst")
+        guard authFailureRefill > 0 else { throw ValidationError("--auth-failure-refill must be above 0") }
+        config.limits.failedAuthenticationRefillPerSecond = authFailureRefill
         for f in forward {
             guard let spec = ForwardSpec(parsing: f) else {
                 throw ValidationError("--forward must be LISTEN_HOST:PORT=CLUSTER/TARGET, got \"\(f)\"")
@@ -82,6 +115,17 @@ struct Serve: ParsableCommand {
         }
         logger.info("listening on https://\(host):\(hub.port) with \(config.loops) worker loop(s); data in \(config.dataDirectory)")
         logger.info("CA checksum (agents pin this with --ca-checksum): \(hub.caChecksum)")
+        logger.info("open-file limit \(hub.fileLimit); at most \(config.limits.maxConnections) connections, \(config.limits.maxConnectionsPerSource) per source address")
+        if let admin = hub.newAdminToken {
+            print("""
+
+            Admin API token (shown once; only its digest is kept in \(config.dataDirectory)/admin.token.sha256):
+
+              \(admin)
+
+            """)
+            fflush(nil)
+        }
         if let token = hub.bootstrapToken, let name = config.bootstrapCluster {
             logger.notice("created cluster \"\(name)\"; its registration token is in \(config.dataDirectory)/\(name).token")
             print("""
@@ -98,8 +142,7 @@ struct Serve: ParsableCommand {
         if let portFile {
             let lines = ([hub.port] + hub.forwardPorts).map { "\($0)\n" }.joined()
             // Written whole then renamed, so a reader never sees half a file.
-            FileManager.default.createFile(atPath: portFile + ".tmp", contents: Data(lines.utf8))
-            _ = rename(portFile + ".tmp", portFile)
+            try FileIO.writeAtomically(portFile, lines, mode: 0o644)
         }
         for (spec, p) in zip(config.forwards, hub.forwardPorts) where spec.listenPort == 0 {
             logger.info("forward \(spec) is listening on port \(p)")
@@ -166,12 +209,16 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "Print the JSON report.")
     var json = false
 
+    @Option(name: .long, help: "The admin API token (printed once by the hub's first start); default: $LARIAT_ADMIN_TOKEN.")
+    var token: String? = ProcessInfo.processInfo.environment[AdminToken.environmentVariable]
+
     func run() throws {
         guard let (host, port) = parseHostPort(hub) else { throw ValidationError("--hub must be HOST:PORT") }
         guard payload == "random" || payload == "json" else { throw ValidationError("--payload is random or json") }
         let ca = try String(contentsOfFile: common.data + "/tls/ca.pem", encoding: .utf8)
-        let token = try String(contentsOfFile: common.data + "/admin.token", encoding: .utf8)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let token, !token.isEmpty else {
+            throw ValidationError("give the admin token with --token or \(AdminToken.environmentVariable)")
+        }
         let response = try HubAPIClient.get(
             host: host == "0.0.0.0" ? "127.0.0.1" : host, port: port,
             path: "/v1/clusters/\(cluster)/bench?bytes=\(mib << 20)&payload=\(payload)&format=\(json ? "json" : "text")",
@@ -179,6 +226,16 @@ struct Bench: ParsableCommand {
         print(response.body, terminator: "")
         if response.status != 200 { throw ExitCode(1) }
     }
+}
+
+private func milliseconds(_ seconds: Double, _ flag: String) throws -> UInt64 {
+    guard seconds > 0, seconds < 86_400 else { throw ValidationError("\(flag) must be between 0 and 86400 seconds") }
+    return UInt64(seconds * 1000)
+}
+
+private func positive(_ n: Int, _ flag: String) throws -> Int {
+    guard n > 0 else { throw ValidationError("\(flag) must be above 0") }
+    return n
 }
 
 func parseHostPort(_ s: String) -> (String, Int)? {

@@ -21,12 +21,7 @@ struct LariatBench: ParsableCommand {
 }
 
 /// Thousands of connections need thousands of descriptors: lift the soft limit to the hard one.
-func raiseFileLimit() {
-    var limit = rlimit()
-    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-    limit.rlim_cur = limit.rlim_max
-    setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-}
+func raiseFileLimit() { FileLimit.raiseToHardLimit() }
 
 func endpoint(_ s: String) throws -> (String, Int) {
     guard let hp = parseHostPort(s) else { throw ValidationError("expected HOST:PORT, got \"\(s)\"") }
