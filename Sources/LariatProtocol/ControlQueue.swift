@@ -4,6 +4,9 @@
 struct ControlQueue {
     private var bytes: [UInt8] = []
     private var head = 0
+    /// Frames queued as replies to the peer's frames since the queue was last empty: what a
+    /// peer that sends without reading makes grow (`SessionConfig.maxQueuedControlFrames`).
+    private(set) var replies = 0
 
     init() { bytes.reserveCapacity(256) }
 
@@ -13,6 +16,12 @@ struct ControlQueue {
     mutating func append(frame: Frame) {
         compactIfDrained()
         bytes.append(contentsOf: frame.encode())
+    }
+
+    /// Queues a frame the peer's input made necessary (PONG, OPEN_FAIL, RESET); counted.
+    mutating func append(reply: Frame) {
+        append(frame: reply)
+        replies += 1
     }
 
     /// WINDOW is the most frequent control frame; encode it without building a `Frame`.
@@ -38,6 +47,7 @@ struct ControlQueue {
     }
 
     private mutating func compactIfDrained() {
+        if head == bytes.count { replies = 0 }
         if head > 0, head == bytes.count {
             bytes.removeAll(keepingCapacity: true)
             head = 0

@@ -91,15 +91,17 @@ extension Frame {
             guard let raw = r.u8(), let window = r.u32() else {
                 throw ProtocolViolation(.frameSizeError, "OPEN payload shorter than 5 bytes", stream: id)
             }
+            // A malformed OPEN is a connection error (PROTOCOL.md §5.3): its id is idle by
+            // definition, so there is no stream to confine the error to.
             guard let cls = StreamClass(rawValue: raw) else {
-                throw ProtocolViolation(.protocolError, "OPEN: unknown stream class \(raw)", stream: id, connection: false)
+                throw ProtocolViolation(.protocolError, "OPEN: unknown stream class \(raw)", stream: id)
             }
             let t = r.rest()
             guard t.count > 0, t.count <= ProtocolLimits.maxTargetLength, let target = String(validatingUTF8Bytes: t) else {
-                throw ProtocolViolation(.protocolError, "OPEN: target must be 1-\(ProtocolLimits.maxTargetLength) bytes of UTF-8", stream: id, connection: false)
+                throw ProtocolViolation(.protocolError, "OPEN: target must be 1-\(ProtocolLimits.maxTargetLength) bytes of UTF-8", stream: id)
             }
             guard window > 0, Int(window) <= ProtocolLimits.maxWindow else {
-                throw ProtocolViolation(.flowControlError, "OPEN: window \(window) out of range", stream: id, connection: false)
+                throw ProtocolViolation(.flowControlError, "OPEN: window \(window) out of range", stream: id)
             }
             return .open(stream: id, streamClass: cls, window: window, target: target)
         case .openOK:

@@ -69,9 +69,13 @@ public final class Session {
     // Liveness.
     var now: UInt64 = 0
     var startedAt: UInt64 = 0
-    var lastReceivedAt: UInt64 = 0
+    public internal(set) var lastReceivedAt: UInt64 = 0
     var pingOutstandingSince: UInt64 = 0
     var pingInterval: UInt64
+    /// Streams we opened that have no OPEN_OK/OPEN_FAIL yet (pending work for liveness).
+    var openingCount = 0
+    /// When we last sent DATA: data sent after the last frame we heard is unacknowledged.
+    var lastDataSentAt: UInt64 = 0
     var localGoAway = false
     var peerGoAway = false
 
@@ -130,12 +134,17 @@ public final class Session {
         let id = nextLocalID
         nextLocalID += 2
         var r = StreamRecord(id: id, streamClass: streamClass, phase: .opening)
+        r.openedAt = now
         r.recvWindow = config.initialStreamWindow
         r.recvCredit = config.initialStreamWindow
         r.lastWindowUpdateAt = now
         insert(r)
         control.append(frame: .open(stream: id, streamClass: streamClass, window: UInt32(r.recvWindow), target: target))
         stats.streamsOpened += 1
+        openingCount += 1
+        // The OPEN is work waiting on the peer: find out now whether it is there (`tick`
+        // declares it dead if this PING stays unanswered for `livenessTimeoutNanos`).
+        if pingOutstandingSince == 0 { ping() }
         announceOutput()
         return id
     }
@@ -165,7 +174,7 @@ public final class Session {
     public func refuse(_ id: UInt32, code: ErrorCode, message: String) {
         guard let s = slot(id), slots[s].phase == .awaitingAccept else { return }
         pendingAccepts -= 1
-        control.append(frame: .openFail(stream: id, code: code, message: message.truncatedUTF8(ProtocolLimits.maxReasonLength)))
+        control.append(reply: .openFail(stream: id, code: code, message: message.truncatedUTF8(ProtocolLimits.maxReasonLength)))
         remove(s)
         announceOutput()
     }
@@ -271,7 +280,11 @@ public final class Session {
         announceOutput()
     }
 
-    /// Drives timers: keepalive PINGs, idle timeout, handshake timeout.
+    /// Bytes of control frames waiting for the transport (the transport's backlog check).
+    public var queuedControlBytes: Int { control.count }
+
+    /// Drives timers: keepalive PINGs, liveness and idle timeouts, OPEN deadlines, handshake
+    /// timeout. The runtime calls it about once a second.
     public func tick(now: UInt64) {
         self.now = now
         switch state {
@@ -284,10 +297,48 @@ public final class Session {
             let silent = now &- lastReceivedAt
             if silent > config.idleTimeoutNanos {
                 fail(ProtocolViolation(.timeout, "peer silent for \(silent / 1_000_000) ms"))
+                return
+            }
+            if hasPendingWork {
+                if pingOutstandingSince == 0 {
+                    ping()
+                } else if now &- pingOutstandingSince > config.livenessTimeoutNanos, silent > config.livenessTimeoutNanos {
+                    let what = openingCount > 0 ? "\(openingCount) stream(s) opening" : "data unacknowledged"
+                    fail(ProtocolViolation(.timeout, "peer did not answer PING within \(config.livenessTimeoutNanos / 1_000_000) ms (\(what))"))
+                    return
+                }
             } else if silent >= pingInterval, pingOutstandingSince == 0 {
                 ping()
             }
+            if openingCount > 0 { expireOpens() }
         }
+    }
+
+    /// Work that waits on the peer: an OPEN without answer, or DATA sent no earlier than the
+    /// last frame heard from the peer (nothing acknowledges it yet). Only then does silence
+    /// mean failure within seconds; an idle session rides out partitions up to
+    /// `idleTimeoutNanos`.
+    var hasPendingWork: Bool {
+        openingCount > 0 || (lastDataSentAt != 0 && lastDataSentAt >= lastReceivedAt)
+    }
+
+    /// Fails our OPENs older than `openTimeoutNanos`: RESET to the peer (so a late OPEN_OK
+    /// finds a closed stream), `streamOpenFailed` with `TIMEOUT` to the application.
+    private func expireOpens() {
+        var expired: [UInt32] = []
+        for (id, s) in index where slots[Int(s)].phase == .opening && now &- slots[Int(s)].openedAt > config.openTimeoutNanos {
+            expired.append(id)
+        }
+        guard !expired.isEmpty else { return }
+        let message = "no answer to OPEN within \(config.openTimeoutNanos / 1_000_000) ms"
+        for id in expired.sorted() {
+            guard state != .ended, let s = slot(id) else { continue }
+            control.append(frame: .reset(stream: id, code: .timeout, message: message))
+            stats.streamsReset += 1
+            remove(s)
+            delegate.session(self, streamOpenFailed: id, code: .timeout, message: message)
+        }
+        announceOutput()
     }
 
     /// Whether `produce` would return bytes now.
@@ -319,6 +370,7 @@ public final class Session {
     /// session window, so a reset stream cannot leak session credit.
     func remove(_ s: Int) {
         let r = slots[s]
+        if r.phase == .opening { openingCount -= 1 }
         if r.delivered > 0 {
             sessionDelivered -= r.delivered
             sessionUnannounced += r.delivered

@@ -30,8 +30,27 @@ public struct SessionConfig: Sendable {
     public var compression = true
     /// Send PING when nothing was received for this long.
     public var pingIntervalNanos: UInt64 = 10_000_000_000
-    /// Declare the peer dead when nothing was received for this long.
-    public var idleTimeoutNanos: UInt64 = 30_000_000_000
+    /// With no work pending, declare the peer dead when nothing was received for this long.
+    /// Long on purpose: an idle session and its idle streams survive a partition of this
+    /// length (TCP retransmits our keepalive PING meanwhile). A dead peer that has work
+    /// waiting is detected much sooner, by `livenessTimeoutNanos`.
+    public var idleTimeoutNanos: UInt64 = 120_000_000_000
+    /// With work pending — one of our OPENs unanswered, or DATA sent and nothing heard since —
+    /// a PING goes out at once, and the peer is declared dead (GOAWAY `TIMEOUT`) when that
+    /// PING stays unanswered and nothing at all was received for this long. A live peer answers
+    /// PING ahead of its data (PROTOCOL.md §7), so only a peer that is stopped, cut off or not
+    /// reading misses it; this is what turns a stopped agent into fast failures, not a black hole.
+    public var livenessTimeoutNanos: UInt64 = 5_000_000_000
+    /// A stream we opened fails with `TIMEOUT` (and RESET goes to the peer) when neither
+    /// OPEN_OK nor OPEN_FAIL arrived within this. Longer than the agent's own dial timeout
+    /// (10 s), so a slow target is reported by the agent as `TARGET_TIMEOUT`; this deadline
+    /// catches a peer that answers PINGs but never the OPEN.
+    public var openTimeoutNanos: UInt64 = 15_000_000_000
+    /// Replies the peer forced us to queue (PONG for PING, OPEN_FAIL for OPEN, RESET for a bad
+    /// stream frame) that the transport has not taken yet. A peer that keeps sending such
+    /// frames without reading our output ends the session with `MEMORY_LIMIT`. One 64 KiB read
+    /// holds at most 3855 PINGs, so a peer that reads its PONGs never comes near.
+    public var maxQueuedControlFrames = 4096
     /// The handshake must complete within this.
     public var handshakeTimeoutNanos: UInt64 = 10_000_000_000
 

@@ -9,6 +9,10 @@ extension Session {
         do {
             try decoder.feed(bytes) { (h, payload) throws(ProtocolViolation) -> Bool in
                 try self.dispatch(h, payload)
+                guard self.control.replies <= self.config.maxQueuedControlFrames else {
+                    throw ProtocolViolation(.memoryLimit,
+                        "peer sent more than \(self.config.maxQueuedControlFrames) frames needing a reply without reading the replies")
+                }
                 return self.state != .ended
             }
         } catch {
@@ -56,6 +60,7 @@ extension Session {
                 return
             }
             slots[s].phase = .open
+            openingCount -= 1
             slots[s].sendCredit = Int(window)
             schedule(s)
             announceOutput()
@@ -91,7 +96,7 @@ extension Session {
             remove(s)
             delegate.session(self, streamReset: id, code: code, message: message)
         case .ping(let v):
-            control.append(frame: .pong(opaque: v))
+            control.append(reply: .pong(opaque: v))
             announceOutput()
         case .pong(let v):
             guard v <= now, v >= startedAt else { return } // not one of ours; ignore
@@ -190,17 +195,17 @@ extension Session {
         }
         highestPeerID = id
         if localGoAway || state == .draining {
-            control.append(frame: .openFail(stream: id, code: .refused, message: "session is draining"))
+            control.append(reply: .openFail(stream: id, code: .refused, message: "session is draining"))
             announceOutput()
             return
         }
         guard index.count < config.maxStreams else {
-            control.append(frame: .openFail(stream: id, code: .refused, message: "too many streams (limit \(config.maxStreams))"))
+            control.append(reply: .openFail(stream: id, code: .refused, message: "too many streams (limit \(config.maxStreams))"))
             announceOutput()
             return
         }
         guard pendingAccepts < config.maxPendingOpens else {
-            control.append(frame: .openFail(stream: id, code: .refused, message: "too many pending opens (limit \(config.maxPendingOpens))"))
+            control.append(reply: .openFail(stream: id, code: .refused, message: "too many pending opens (limit \(config.maxPendingOpens))"))
             announceOutput()
             return
         }
@@ -309,7 +314,7 @@ extension Session {
 
     /// Ends one stream because of the peer's mistake: RESET to the peer, event to the app.
     func rejectStream(_ id: UInt32, _ v: ProtocolViolation) {
-        control.append(frame: .reset(stream: id, code: v.code, message: v.message))
+        control.append(reply: .reset(stream: id, code: v.code, message: v.message))
         announceOutput()
         stats.streamsReset += 1
         if let s = slot(id) {

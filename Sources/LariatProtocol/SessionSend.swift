@@ -70,6 +70,7 @@ extension Session {
         slots[s].sendCredit -= n
         sessionSendCredit -= n
         if finNow { slots[s].finSent = true }
+        lastDataSentAt = now
         stats.framesSent += 1
         stats.dataBytesSent += n
         stats.wireDataBytesSent += FrameHeader.size + payloadLength

@@ -36,6 +36,8 @@ struct StreamRecord {
     /// Consumed since the last WINDOW we sent.
     var unannounced = 0
     var lastWindowUpdateAt: UInt64 = 0
+    /// When we sent OPEN (opener side): the OPEN deadline counts from here.
+    var openedAt: UInt64 = 0
 
     init(id: UInt32, streamClass: StreamClass, phase: Phase) {
         self.id = id

@@ -41,8 +41,18 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
     /// a frame queued now waits behind little more than `outputHighWater` plus this.
     public static let kernelUnsentLimit = 64 * 1024
     static let webSocketHeaderRoom = 14
-    /// How long an ended tunnel waits for the peer to close its side.
+    /// How long an ended tunnel waits for its last frames (GOAWAY, WebSocket close) to leave,
+    /// and then for the peer to close its side, before it closes the socket anyway. Bounds
+    /// what a peer that stopped reading can hold: its session's output never drains.
     static let lingerMilliseconds: UInt64 = 5000
+    /// Reading from the tunnel pauses while more than this waits to go out: bytes written to
+    /// the socket but not yet sent, plus the session's queued control frames. Normal output
+    /// stays far below it — production stops at `outputHighWater` (one `outputChunk` beyond
+    /// at most) and control frames are WINDOWs, PONGs and RESETs of a few KiB (13 bytes per
+    /// stream even if all 16384 streams returned credit at once) — so only a peer that sends
+    /// without reading gets here, and two well-behaved ends never pause each other. Reading
+    /// resumes once the backlog is below half of this (`streamDidDrain`).
+    public static let readPauseBacklog = 1 << 20
 
     public let loop: UVLoop
     public let stream: any ByteStream
@@ -66,6 +76,10 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
     private var tickTimer: UVTimer?
     private var ended = false
     private var closeWhenFlushed = false
+    /// Reading paused because our output is backed up (`readPauseBacklog`).
+    public private(set) var isReadPausedForBacklog = false
+    /// The WebSocket close code we send after our last frame (PROTOCOL.md §2.2).
+    private var closeCode: WebSocketCloseCode = .normalClosure
 
     /// `leftover`: bytes that arrived with the HTTP upgrade and belong to the tunnel.
     public init(stream: any ByteStream, role: SessionRole, config: SessionConfig,
@@ -175,7 +189,8 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
     func flush() {
         guard !flushing, inSession == 0 else { return }
         flushing = true
-        defer { flushing = false }
+        // DATA sent now is stamped with the current time (liveness compares it with input).
+        session.advanceClock(to: loop.now)
         let room = Self.webSocketHeaderRoom
         while session.hasOutput, stream.bufferedWriteBytes < Self.outputHighWater, !stream.isClosed {
             let n = session.produce(into: UnsafeMutableRawBufferPointer(rebasing: output[room...]))
@@ -183,7 +198,24 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
             let start = webSocketEncoder.encodeFrame(opcode: .binary, buffer: output, payloadOffset: room, payloadLength: n)
             stream.write(UnsafeRawBufferPointer(rebasing: output[start..<(room + n)]))
         }
+        flushing = false
         if closeWhenFlushed, !session.hasOutput { finishClosing() }
+        // After `flushing` is cleared: resuming may deliver buffered input at once.
+        updateReadPause()
+    }
+
+    /// Pauses reading while the backlog is far beyond normal (a peer that does not read our
+    /// output), resumes below half of it.
+    private func updateReadPause() {
+        guard !stream.isClosed else { return }
+        let backlog = stream.bufferedWriteBytes + session.queuedControlBytes
+        if !isReadPausedForBacklog, backlog > Self.readPauseBacklog {
+            isReadPausedForBacklog = true
+            stream.pauseReading()
+        } else if isReadPausedForBacklog, backlog <= Self.readPauseBacklog / 2 {
+            isReadPausedForBacklog = false
+            stream.resumeReading()
+        }
     }
 
     // MARK: SessionDelegate
@@ -221,6 +253,8 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
         guard !self.ended else { return }
         self.ended = true
         closeWhenFlushed = true
+        // A peer that does not read would keep the last frames (and this socket) forever.
+        tickTimer?.start(afterMilliseconds: Self.lingerMilliseconds) { [unowned self] in self.stream.close() }
         scheduleFlush()
         delegate.tunnelEnded(self, ended)
     }
@@ -236,6 +270,11 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
     private func finishClosing() {
         closeWhenFlushed = false
         flushTimer?.close(); flushTimer = nil
+        if !stream.isClosed {
+            var close: [UInt8] = []
+            webSocketEncoder.appendClose(code: closeCode, to: &close)
+            stream.write(close)
+        }
         stream.shutdownWrite()
         tickTimer?.start(afterMilliseconds: Self.lingerMilliseconds) { [unowned self] in self.stream.close() }
     }
@@ -258,20 +297,31 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
                 case .binary(let payload, _):
                     session.receive(payload, now: now)
                 case .text:
+                    closeCode = .unsupportedData
                     session.close(code: .protocolError, reason: "text WebSocket message on a tunnel")
                 case .ping(let payload):
-                    var pong: [UInt8] = []
-                    webSocketEncoder.appendPong(payload, to: &pong)
-                    stream.write(pong)
+                    // Answered only once the session is established: before that the peer is
+                    // not authenticated, and an answer is a write anyone could make us do.
+                    // Skipped while our output is backed up (RFC 6455 §5.5.3 lets an endpoint
+                    // answer only the latest ping), so pings cannot pile pongs up.
+                    if session.state == .established || session.state == .draining,
+                       stream.bufferedWriteBytes < Self.outputHighWater {
+                        var pong: [UInt8] = []
+                        webSocketEncoder.appendPong(payload, to: &pong)
+                        stream.write(pong)
+                    }
                 case .pong:
                     break
                 case .close(let code, let reason):
+                    // Echo the peer's code (RFC 6455 §5.5.1) when it may appear on the wire.
+                    if code.isValidOnWire { closeCode = code }
                     session.transportClosed("WebSocket closed by peer (\(code.rawValue) \(reason))")
                     return
                 }
                 if session.state == .ended { return }
             }
         } catch {
+            closeCode = .protocolError
             session.close(code: .protocolError, reason: "WebSocket: \(error)")
         }
     }

@@ -18,7 +18,7 @@ import Testing
         p.client.tick(now: p.now)
         let out = SessionPair.frames(p.drain(p.client))
         #expect(out.contains { if case .ping = $0 { true } else { false } })
-        p.now += 25_000_000_000
+        p.now += p.client.config.idleTimeoutNanos
         p.client.tick(now: p.now)
         #expect(p.client.state == .ended)
         if case .localError(let v) = p.clientDelegate.endReason { #expect(v.code == .timeout) }

@@ -445,21 +445,22 @@ def invalid_vectors():
     # OPEN
     bad("OPEN empty payload", frame(T_OPEN, 0, 1), FS, True)
     bad("OPEN 4-byte payload", frame(T_OPEN, 0, 1, b"\x01\x00\x04\x00"), FS, True)
+    # A malformed OPEN is a connection error: its id is idle by definition (PROTOCOL.md §5.3).
     bad("OPEN unknown stream class 3", frame(T_OPEN, 0, 1, b"\x03" + struct.pack(">I", 65536) + b"k8s-api"),
-        PE, False, stream=1)
+        PE, True, stream=1)
     bad("OPEN bad class is reported before an empty target",
-        frame(T_OPEN, 0, 3, b"\xff" + struct.pack(">I", 0)), PE, False, stream=3)
-    bad("OPEN empty target", frame(T_OPEN, 0, 1, b"\x02" + struct.pack(">I", 65536)), PE, False, stream=1)
+        frame(T_OPEN, 0, 3, b"\xff" + struct.pack(">I", 0)), PE, True, stream=3)
+    bad("OPEN empty target", frame(T_OPEN, 0, 1, b"\x02" + struct.pack(">I", 65536)), PE, True, stream=1)
     bad("OPEN 1025-byte target", frame(T_OPEN, 0, 1, b"\x02" + struct.pack(">I", 65536) + b"t" * 1025),
-        PE, False, stream=1)
+        PE, True, stream=1)
     bad("OPEN target not UTF-8", frame(T_OPEN, 0, 5, b"\x02" + struct.pack(">I", 65536) + b"tcp:\xc3\x28:1"),
-        PE, False, stream=5)
+        PE, True, stream=5)
     bad("OPEN target is checked before the window",
-        frame(T_OPEN, 0, 1, b"\x02" + struct.pack(">I", 0) + b"\x80"), PE, False, stream=1)
+        frame(T_OPEN, 0, 1, b"\x02" + struct.pack(">I", 0) + b"\x80"), PE, True, stream=1)
     bad("OPEN window 0", frame(T_OPEN, 0, 1, b"\x02" + struct.pack(">I", 0) + b"k8s-api"),
-        FC, False, stream=1)
+        FC, True, stream=1)
     bad("OPEN window 2^31", frame(T_OPEN, 0, 7, b"\x01" + struct.pack(">I", 0x80000000) + b"k8s-api"),
-        FC, False, stream=7)
+        FC, True, stream=7)
 
     # OPEN_OK
     bad("OPEN_OK 3-byte payload", frame(T_OPEN_OK, 0, 1, b"\x00\x01\x00"), FS, True)
