@@ -85,6 +85,8 @@ let package = Package(
                     path: "Tests/LariatHTTPTests", swiftSettings: strict),
         .testTarget(name: "LariatRuntimeTests", dependencies: ["LariatRuntime", "LariatTunnel"],
                     path: "Tests/LariatRuntimeTests", swiftSettings: strict),
+        .testTarget(name: "HubTests", dependencies: ["LariatHub", "LariatRuntime"],
+                    path: "Tests/HubTests", swiftSettings: strict),
         .testTarget(name: "AgentTests", dependencies: ["LariatAgent"],
                     path: "Tests/AgentTests", swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["LariatRuntime", "LariatHub", "COpenSSL"],

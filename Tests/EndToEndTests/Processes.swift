@@ -1,4 +1,5 @@
 import Foundation
+import LariatHub
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -88,6 +89,8 @@ final class TunnelRig: @unchecked Sendable {
     var forwardPorts: [Int] = []
     var forwards: [String] = []
     var hubArguments: [String] = []
+    /// The admin API token the hub is started with (it keeps only its digest).
+    let adminToken = "e2e-admin-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
 
     init(forwards: [String], hubArguments: [String] = []) throws {
         directory = NSTemporaryDirectory() + "lariat-e2e-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -115,7 +118,7 @@ final class TunnelRig: @unchecked Sendable {
             args += ["--forward", "127.0.0.1:\(port)=\(f)"]
         }
         hub = try ChildProcess(name: "hub-\(generation)", executable: Binaries.hub, arguments: args + hubArguments,
-                               logDirectory: directory)
+                               environment: ["LARIAT_ADMIN_TOKEN": adminToken], logDirectory: directory)
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             if let text = try? String(contentsOfFile: portFile, encoding: .utf8) {
@@ -130,15 +133,17 @@ final class TunnelRig: @unchecked Sendable {
         throw TestFailure("hub did not start. Log:\n\(hub.log.suffix(3000))")
     }
 
+    /// `allow`: the agent's `--allow` rules. Test targets listen on 127.0.0.1, which agents
+    /// refuse unless explicitly allowed; pass [] for the agent's default policy.
     @discardableResult
     func startAgent(id: String = "agent-1", token: String? = nil, checksum: String? = nil, role: String = "cluster",
-                    serverHost: String = "127.0.0.1",
+                    serverHost: String = "127.0.0.1", allow: [String] = ["127.0.0.1"],
                     environment: [String: String] = [:], extra: [String] = [], waitConnected: Bool = true) throws -> ChildProcess {
         let agent = try ChildProcess(
             name: "\(id)-\(agents.count)", executable: Binaries.agent,
             arguments: ["--server", "https://\(serverHost):\(httpsPort)", "--cluster", "local", "--agent-id", id,
                         "--token", token ?? self.token, "--ca-checksum", checksum ?? caChecksum, "--role", role,
-                        "--log-level", "debug"] + extra,
+                        "--log-level", "debug"] + allow.flatMap { ["--allow", $0] } + extra,
             environment: environment, logDirectory: directory)
         agents.append(agent)
         if waitConnected { try waitAgentConnected(id) }
@@ -147,6 +152,14 @@ final class TunnelRig: @unchecked Sendable {
 
     func waitAgentConnected(_ id: String, timeout: Double = 30) throws {
         try hub.waitForLog("agent \"\(id)\" of cluster \"local\" connected", timeout: timeout)
+    }
+
+    var caPEM: String { (try? String(contentsOfFile: dataDirectory + "/tls/ca.pem", encoding: .utf8)) ?? "" }
+
+    /// One HTTPS request to the hub's API with the admin token (or `bearer`).
+    func api(_ path: String, bearer: String? = nil) throws -> HubAPIClient.Response {
+        try HubAPIClient.get(host: "127.0.0.1", port: httpsPort, path: path, bearer: bearer ?? adminToken, caPEM: caPEM,
+                             timeoutMilliseconds: 20_000)
     }
 
     func shutdown() {

@@ -248,3 +248,20 @@ func listenOnLoopback(backlog: Int32 = 512) throws -> (fd: Int32, port: Int) {
 extension Array where Element == UInt8 {
     var hex: String { map { String(format: "%02x", $0) }.joined() }
 }
+
+/// Sends `bytes` through a forward on `port`, half-closes, and returns what came back before
+/// EOF, or nil when the connection failed or was reset (the echo target behind it echoes).
+func echoRoundTrip(port: Int, _ bytes: [UInt8], timeout: Double = 10) -> [UInt8]? {
+    guard let s = try? Socket.connect(port: port, receiveTimeout: timeout), (try? s.send(bytes)) != nil else { return nil }
+    s.shutdownWrite()
+    let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+    defer { buf.deallocate() }
+    var got: [UInt8] = []
+    while true {
+        switch s.receive(into: buf) {
+        case .data(let n): got.append(contentsOf: buf[0..<n])
+        case .eof: return got
+        case .error: return nil
+        }
+    }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import LariatHub
+import LariatRuntime
 import Synchronization
 import Testing
 #if canImport(Glibc)
@@ -326,8 +327,11 @@ import Glibc
         defer { rig.shutdown() }
         try rig.startAgent(id: "listed", role: "node")
         let ca = try String(contentsOfFile: rig.dataDirectory + "/tls/ca.pem", encoding: .utf8)
-        let admin = try String(contentsOfFile: rig.dataDirectory + "/admin.token", encoding: .utf8)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let admin = rig.adminToken
+        // Only the token's digest is on disk.
+        #expect(!FileManager.default.fileExists(atPath: rig.dataDirectory + "/admin.token"))
+        #expect(try String(contentsOfFile: rig.dataDirectory + "/admin.token.sha256", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines) == Digest.sha256Hex(admin))
         let denied = try HubAPIClient.get(host: "127.0.0.1", port: rig.httpsPort, path: "/v1/agents",
                                           bearer: "wrong", caPEM: ca)
         #expect(denied.status == 401)

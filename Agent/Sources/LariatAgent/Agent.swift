@@ -202,7 +202,9 @@ public final class Agent: TunnelConnectionDelegate {
         case .response(let head, let body):
             let text = printableBody(body)
             logger.error("hub refused the tunnel: \(head.status) \(head.reason)\(text.isEmpty ? "" : ": " + text)", metadata: ["hub": "\(configuration.hub)"])
-            scheduleReconnect(after: "upgrade refused (\(head.status))")
+            // A throttled or overloaded hub says when to come back (429/503 with Retry-After, seconds).
+            let retryAfter = head.headers.first(name: "Retry-After").flatMap { UInt64($0) }.map { min($0, 3600) * 1000 } ?? 0
+            scheduleReconnect(after: "upgrade refused (\(head.status))", atLeast: retryAfter)
         case .upgraded(let head, let stream, let leftover):
             do throws(WebSocketHandshakeError) {
                 try WebSocketHandshake.validateServerResponse(head, clientKey: key)
