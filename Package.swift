@@ -53,6 +53,11 @@ let package = Package(
                 dependencies: ["LariatRuntime", "LariatProtocol", "LariatHTTP"],
                 path: "Sources/LariatTunnel", swiftSettings: strict),
 
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
+                       providers: [.apt(["libsqlite3-dev"])]),
+        // The control plane's store: Kubernetes object semantics over SQLite (embedded) or etcd.
+        .target(name: "LariatStore", dependencies: ["CSQLite", "LariatHTTP", "LariatRuntime"],
+                path: "Hub/Sources/LariatStore", swiftSettings: strict),
         .target(name: "LariatHub",
                 dependencies: ["LariatTunnel", "LariatRuntime", "LariatProtocol", "LariatHTTP",
                                .product(name: "Logging", package: "swift-log")],
@@ -85,6 +90,8 @@ let package = Package(
                     path: "Tests/LariatHTTPTests", swiftSettings: strict),
         .testTarget(name: "LariatRuntimeTests", dependencies: ["LariatRuntime", "LariatTunnel"],
                     path: "Tests/LariatRuntimeTests", swiftSettings: strict),
+        .testTarget(name: "StoreTests", dependencies: ["LariatStore"],
+                    path: "Tests/StoreTests", swiftSettings: strict),
         .testTarget(name: "HubTests", dependencies: ["LariatHub", "LariatRuntime"],
                     path: "Tests/HubTests", swiftSettings: strict),
         .testTarget(name: "AgentTests", dependencies: ["LariatAgent"],
