@@ -58,6 +58,11 @@ let package = Package(
         // The control plane's store: Kubernetes object semantics over SQLite (embedded) or etcd.
         .target(name: "LariatStore", dependencies: ["CSQLite", "LariatHTTP", "LariatRuntime"],
                 path: "Hub/Sources/LariatStore", swiftSettings: strict),
+        // The control plane: kinds, authentication, authorization, controllers and the /v3 API.
+        .target(name: "LariatControl",
+                dependencies: ["LariatStore", "LariatRuntime", "COpenSSL",
+                               .product(name: "Logging", package: "swift-log")],
+                path: "Hub/Sources/LariatControl", swiftSettings: strict),
         .target(name: "LariatHub",
                 dependencies: ["LariatTunnel", "LariatRuntime", "LariatProtocol", "LariatHTTP",
                                .product(name: "Logging", package: "swift-log")],
@@ -92,6 +97,8 @@ let package = Package(
                     path: "Tests/LariatRuntimeTests", swiftSettings: strict),
         .testTarget(name: "StoreTests", dependencies: ["LariatStore"],
                     path: "Tests/StoreTests", swiftSettings: strict),
+        .testTarget(name: "ControlTests", dependencies: ["LariatControl", "LariatStore"],
+                    path: "Tests/ControlTests", swiftSettings: strict),
         .testTarget(name: "HubTests", dependencies: ["LariatHub", "LariatRuntime"],
                     path: "Tests/HubTests", swiftSettings: strict),
         .testTarget(name: "AgentTests", dependencies: ["LariatAgent"],

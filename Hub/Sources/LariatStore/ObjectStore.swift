@@ -142,12 +142,14 @@ public struct ObjectStore<R: Resource>: Sendable {
 
     /// Changes to objects of this kind after `resourceVersion`, delivered on a backend thread.
     /// `gone` (410) when that history is no longer kept: list again and watch from the list's version.
+    /// `onEnd` is called once if the watch breaks (see `EndingWatchBackend`).
     public func watch(after resourceVersion: Int64,
-                      _ handler: @escaping @Sendable (ObjectEvent<R>) -> Void) throws(StoreFailure) -> any WatchCancellation {
-        try backend.watch(kind: R.plural, after: resourceVersion) { event in
+                      _ handler: @escaping @Sendable (ObjectEvent<R>) -> Void,
+                      onEnd: @escaping @Sendable (StoreFailure) -> Void = { _ in }) throws(StoreFailure) -> any WatchCancellation {
+        try backend.watch(kind: R.plural, after: resourceVersion, { event in
             guard let o = try? Self.decodeValue(event.value) else { return }
             handler(ObjectEvent(type: event.type, object: o))
-        }
+        }, onEnd: onEnd)
     }
 
     // MARK: Encoding

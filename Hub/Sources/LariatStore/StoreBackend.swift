@@ -107,3 +107,22 @@ public protocol StoreBackend: AnyObject, Sendable {
     /// Releases connections and stops every watch.
     func close()
 }
+
+/// Watches that can end: a backend whose watch breaks (a dropped etcd connection, compaction
+/// past the watch's position) calls `onEnd` once and delivers nothing more; the watcher lists
+/// again and watches from the new list's revision. Backends whose watches cannot break (the
+/// in-process SQLite one, until `close`) use the default, which never calls `onEnd`.
+public protocol EndingWatchBackend: StoreBackend {
+    func watch(kind: String?, after revision: Int64, _ handler: @escaping @Sendable (WatchEvent) -> Void,
+               onEnd: @escaping @Sendable (StoreFailure) -> Void) throws(StoreFailure) -> any WatchCancellation
+}
+
+extension StoreBackend {
+    public func watch(kind: String?, after revision: Int64, _ handler: @escaping @Sendable (WatchEvent) -> Void,
+                      onEnd: @escaping @Sendable (StoreFailure) -> Void) throws(StoreFailure) -> any WatchCancellation {
+        if let ending = self as? any EndingWatchBackend {
+            return try ending.watch(kind: kind, after: revision, handler, onEnd: onEnd)
+        }
+        return try watch(kind: kind, after: revision, handler)
+    }
+}
