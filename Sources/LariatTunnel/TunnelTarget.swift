@@ -57,6 +57,8 @@ public enum TunnelTarget: Equatable, Sendable, CustomStringConvertible {
         if str.hasPrefix("[") {
             guard let close = str.firstIndex(of: "]") else { return nil }
             host = String(str[str.index(after: str.startIndex)..<close])
+            // Brackets hold an IPv6 literal only ("[db]:80" is not another spelling of "db:80").
+            guard host.contains(":") else { return nil }
             let after = str[str.index(after: close)...]
             guard after.hasPrefix(":") else { return nil }
             portPart = after.dropFirst()

@@ -11,21 +11,21 @@ import Testing
     }
 
     @Test func tcpTargets() {
-        #expect(resolve("tcp:10.0.0.5:6443") == .dial(host: "10.0.0.5", port: 6443, preauthorized: false))
-        #expect(resolve("tcp:db.example:5432") == .dial(host: "db.example", port: 5432, preauthorized: false))
-        #expect(resolve("tcp:[fd00::1]:443") == .dial(host: "fd00::1", port: 443, preauthorized: false))
+        #expect(resolve("tcp:10.0.0.5:6443") == .dial(host: .address(IPAddress("10.0.0.5")!), port: 6443, preauthorized: false))
+        #expect(resolve("tcp:db.example:5432") == .dial(host: .name("db.example"), port: 5432, preauthorized: false))
+        #expect(resolve("tcp:[fd00::1]:443") == .dial(host: .address(IPAddress("fd00::1")!), port: 443, preauthorized: false))
     }
 
     @Test func kubernetesAPI() {
-        #expect(resolve("k8s-api", api: api) == .dial(host: "10.43.0.1", port: 443, preauthorized: true))
+        #expect(resolve("k8s-api", api: api) == .dial(host: .address(IPAddress("10.43.0.1")!), port: 443, preauthorized: true))
         guard case .refuse(let code, let message) = resolve("k8s-api") else { Issue.record("expected refusal"); return }
         #expect(code == .targetUnknown)
         #expect(message.contains("no Kubernetes API server configured"))
     }
 
     @Test func services() {
-        #expect(resolve("svc:monitoring/grafana:3000") == .dial(host: "grafana.monitoring.svc.cluster.local", port: 3000, preauthorized: false))
-        #expect(resolve("svc:a/b:1", domain: "svc.corp.local") == .dial(host: "b.a.svc.corp.local", port: 1, preauthorized: false))
+        #expect(resolve("svc:monitoring/grafana:3000") == .dial(host: .name("grafana.monitoring.svc.cluster.local"), port: 3000, preauthorized: false))
+        #expect(resolve("svc:a/b:1", domain: "svc.corp.local") == .dial(host: .name("b.a.svc.corp.local"), port: 1, preauthorized: false))
         guard case .refuse(.targetUnknown, _) = resolve("svc:a.b/c:1") else { Issue.record("dots in a namespace must be refused"); return }
     }
 

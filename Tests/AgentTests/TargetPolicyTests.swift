@@ -46,7 +46,7 @@ import Testing
         let p = TargetPolicy()
         #expect(p.decide(name: nil, address: ip("10.43.0.1"), port: 443) == .allowed)
         #expect(p.decide(name: "db.prod.svc.cluster.local", address: ip("10.43.7.7"), port: 5432) == .allowed)
-        #expect(p.decide(name: nil, address: ip("127.0.0.1"), port: 8080) == .allowed)
+        #expect(p.decide(name: nil, address: ip("192.168.1.10"), port: 8080) == .allowed)
         #expect(p.decideByName("db.prod.svc.cluster.local", port: 5432) == nil)
     }
 
@@ -61,6 +61,21 @@ import Testing
         #expect(!p.decide(name: "innocent.example", address: ip("169.254.169.254"), port: 80).isAllowed)
         // The metadata name is refused before it is even resolved.
         #expect(p.decideByName("Metadata.Google.Internal.", port: 80)?.isAllowed == false)
+    }
+
+    /// Issue #7: the agent's own loopback and unspecified addresses are refused by default,
+    /// next to link-local and metadata; an address rule inside them lifts the denial.
+    @Test func defaultBlocksTheAgentsOwnHost() throws {
+        let p = TargetPolicy()
+        for a in ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1", "0.0.0.0", "0.1.2.3", "::", "::127.0.0.1"] {
+            #expect(!p.decide(name: nil, address: ip(a), port: 8080).isAllowed, "\(a)")
+            #expect(!p.decide(name: "localhost", address: ip(a), port: 8080).isAllowed, "\(a)")
+        }
+        let lifted = try TargetPolicy(allowing: ["127.0.0.1:8080,::1"], denying: [])
+        #expect(lifted.decide(name: nil, address: ip("127.0.0.1"), port: 8080) == .allowed)
+        #expect(!lifted.decide(name: nil, address: ip("127.0.0.1"), port: 8081).isAllowed)
+        #expect(lifted.decide(name: nil, address: ip("::1"), port: 1) == .allowed)
+        #expect(!lifted.decide(name: nil, address: ip("::"), port: 1).isAllowed)
     }
 
     @Test func denialNamesTheRule() {

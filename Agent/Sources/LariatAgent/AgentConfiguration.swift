@@ -27,7 +27,8 @@ public struct HostPort: Sendable, Equatable, CustomStringConvertible {
             if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
         }
         let (host, portText) = splitHostAndPort(rest)
-        guard !host.isEmpty else { return nil }
+        // The same host check as every target's, so a bad value fails at start, not per stream.
+        guard case .success = TargetHost.parse(String(host)) else { return nil }
         if let portText {
             guard let p = Int(portText), (1...65535).contains(p) else { return nil }
             return HostPort(host: String(host), port: p)
@@ -52,7 +53,9 @@ public struct AgentConfiguration: Sendable {
     public var agentID: String
     public var role: AgentRole = .clusterAgent
     public var policy = TargetPolicy()
-    /// Where `k8s-api` streams go (plain TCP; TLS to the API server is end to end).
+    /// Where `k8s-api` streams go (plain TCP; TLS to the API server is end to end). Configured
+    /// by the operator, so only `--deny` applies to it: it may be loopback (`--k8s-api
+    /// 127.0.0.1:6443` outside a pod) without an `--allow`.
     public var kubernetesAPI: HostPort?
     /// `svc:NS/NAME:PORT` dials `NAME.NS.<serviceDomain>:PORT`.
     public var serviceDomain = "svc.cluster.local"

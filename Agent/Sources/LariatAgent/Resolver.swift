@@ -32,11 +32,8 @@ final class Resolver {
     }
 
     /// `completion` runs on the loop thread with the addresses in resolver order (no duplicates).
+    /// `host` is a name that passed `TargetHost.parse` (address literals are never looked up).
     func resolve(_ host: String, _ completion: @escaping (Result<[IPAddress], Failure>) -> Void) {
-        if let ip = IPAddress(host) {
-            completion(.success([ip]))
-            return
-        }
         let token = nextToken
         nextToken += 1
         pending[token] = completion
@@ -53,6 +50,11 @@ final class Resolver {
     }
 
     static func blockingLookup(_ host: String) -> Result<[IPAddress], Failure> {
+        // getaddrinfo would read only up to a NUL and look up a different name than the one
+        // judged; `TargetHost.parse` refuses these first, this keeps it true for any caller.
+        guard !host.utf8.contains(0) else {
+            return .failure(.lookup(code: EAI_NONAME, message: "lookup \(host.logQuoted): NUL in the name"))
+        }
         var hints = addrinfo()
         #if canImport(Glibc)
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)

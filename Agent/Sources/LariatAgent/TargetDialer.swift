@@ -21,30 +21,43 @@ final class TargetDialer {
     /// Where a target string leads: host and port to dial, and whether the operator configured
     /// it (the Kubernetes API is preauthorized: only `--deny` applies to it).
     enum Resolution: Equatable {
-        case dial(host: String, port: Int, preauthorized: Bool)
+        case dial(host: TargetHost, port: Int, preauthorized: Bool)
         /// Served inside the agent: the hub's throughput probe (`lariat-hub bench`).
         case synthetic(SyntheticStream.Mode)
         case refuse(ErrorCode, String)
     }
 
+    /// Parses and checks a target before any policy rule: a target with a control character
+    /// anywhere, or a host that is not a DNS name or an address literal, is TARGET_FORBIDDEN
+    /// (see `TargetHost`); messages show the target escaped.
     static func resolve(target: String, kubernetesAPI: HostPort?, serviceDomain: String) -> Resolution {
+        let shown = target.logQuoted
+        if target.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) }) {
+            return .refuse(.targetForbidden, "target \(shown) contains a control character: refused before any rule")
+        }
         guard let parsed = TunnelTarget(target) else {
-            return .refuse(.targetUnknown, "unknown target \"\(target)\": this agent dials tcp:HOST:PORT, svc:NAMESPACE/NAME:PORT and k8s-api")
+            return .refuse(.targetUnknown, "unknown target \(shown): this agent dials tcp:HOST:PORT, svc:NAMESPACE/NAME:PORT and k8s-api")
+        }
+        func dial(_ host: String, _ port: Int, preauthorized: Bool) -> Resolution {
+            switch TargetHost.parse(host) {
+            case .success(let checked): .dial(host: checked, port: port, preauthorized: preauthorized)
+            case .failure(let error): .refuse(.targetForbidden, "target \(shown): bad host: \(error)")
+            }
         }
         switch parsed {
         case .tcp(let host, let port):
-            return .dial(host: host, port: port, preauthorized: false)
+            return dial(host, port, preauthorized: false)
         case .kubernetesAPI:
             guard let api = kubernetesAPI else {
                 return .refuse(.targetUnknown, "no Kubernetes API server configured on this agent (set --k8s-api or run it in a pod)")
             }
-            return .dial(host: api.host, port: api.port, preauthorized: true)
+            return dial(api.host, api.port, preauthorized: true)
         case .service(let namespace, let name, let port):
             guard Self.isDNSLabel(namespace), Self.isDNSLabel(name) else {
-                return .refuse(.targetUnknown, "bad service target \"\(target)\": namespace and name must be DNS labels")
+                return .refuse(.targetUnknown, "bad service target \(shown): namespace and name must be DNS labels")
             }
             let domain = serviceDomain.hasPrefix(".") ? String(serviceDomain.dropFirst()) : serviceDomain
-            return .dial(host: "\(name).\(namespace).\(domain)", port: port, preauthorized: false)
+            return dial("\(name).\(namespace).\(domain)", port, preauthorized: false)
         case .discard:
             return .synthetic(.discard)
         case .source(let bytes, let json):
@@ -64,13 +77,6 @@ final class TargetDialer {
             let stream = SyntheticStream(loop: loop, mode: mode)
             if tunnel.acceptBridged(id, to: stream) == nil { stream.close() }
         case .dial(let host, let port, let preauthorized):
-            let hostPort = HostPort(host: host, port: port)
-            let what = "dial tcp \(hostPort)"
-            if IPAddress(host) == nil,
-               case .denied(let reason)? = configuration.policy.decideByName(host, port: port, preauthorized: preauthorized) {
-                refuse(tunnel, id, target, .targetForbidden, "\(what): forbidden by agent policy: \(reason)")
-                return
-            }
             let attempt = DialAttempt(dialer: self, tunnel: tunnel, id: id, target: target, host: host, port: port,
                                       preauthorized: preauthorized)
             attempt.start()
@@ -78,10 +84,11 @@ final class TargetDialer {
     }
 
     func refuse(_ tunnel: TunnelConnection, _ id: UInt32, _ target: String, _ code: ErrorCode, _ message: String) {
+        let shown = target.logQuoted
         if code == .targetForbidden {
-            logger.warning("refused stream \(id) to \(target): \(message)")
+            logger.warning("refused stream \(id) to \(shown): \(message)")
         } else {
-            logger.info("refused stream \(id) to \(target): \(code.name): \(message)")
+            logger.info("refused stream \(id) to \(shown): \(code.name): \(message)")
         }
         tunnel.refuse(id, code: code, message: message)
     }
@@ -90,22 +97,22 @@ final class TargetDialer {
     /// we dialled (the hub cancelled it, or the tunnel ended): then the socket is closed.
     func accept(_ tunnel: TunnelConnection, _ id: UInt32, _ target: String, _ connection: TCPConnection) {
         guard tunnel.acceptBridged(id, to: connection) != nil else {
-            logger.debug("stream \(id) to \(target) was cancelled while dialling")
+            logger.debug("stream \(id) to \(target.logQuoted) was cancelled while dialling")
             connection.close()
             return
         }
-        logger.debug("stream \(id) to \(target): connected to \(connection.remoteAddress.map { "\($0)" } ?? "?")")
+        logger.debug("stream \(id) to \(target.logQuoted): connected to \(connection.remoteAddress.map { "\($0)" } ?? "?")")
     }
 }
 
-/// One target dial: resolve, judge each address, try the allowed ones in order, all within
-/// the dial timeout.
+/// One target dial: judge the host, resolve a name and judge every address, try them in
+/// order, all within the dial timeout.
 private final class DialAttempt {
     let dialer: TargetDialer
     let tunnel: TunnelConnection
     let id: UInt32
     let target: String
-    let host: String
+    let host: TargetHost
     let port: Int
     let preauthorized: Bool
     private var timer: UVTimer?
@@ -115,7 +122,7 @@ private final class DialAttempt {
     private var lastError: UVError?
     private var deadline: UInt64 = 0
 
-    init(dialer: TargetDialer, tunnel: TunnelConnection, id: UInt32, target: String, host: String, port: Int, preauthorized: Bool) {
+    init(dialer: TargetDialer, tunnel: TunnelConnection, id: UInt32, target: String, host: TargetHost, port: Int, preauthorized: Bool) {
         self.dialer = dialer
         self.tunnel = tunnel
         self.id = id
@@ -125,7 +132,8 @@ private final class DialAttempt {
         self.preauthorized = preauthorized
     }
 
-    var what: String { "dial tcp \(HostPort(host: host, port: port))" }
+    var what: String { "dial tcp \(HostPort(host: host.description, port: port))" }
+    var policy: TargetPolicy { dialer.configuration.policy }
 
     func start() {
         let timeout = dialer.configuration.dialTimeoutMilliseconds
@@ -137,35 +145,28 @@ private final class DialAttempt {
             let phase = addresses.isEmpty ? "lookup \(host)" : "connect"
             fail(.targetTimeout, "\(what): \(phase): ETIMEDOUT (timed out after \(timeout) ms)")
         }
-        dialer.resolver.resolve(host) { [self] result in
-            guard !done else { return }
-            switch result {
-            case .failure(let error):
-                fail(.targetUnreachable, "\(what): \(error)")
-            case .success(let all):
-                judge(all)
+        switch (host, policy.decideBeforeLookup(host, port: port, preauthorized: preauthorized)) {
+        case (_, .denied(let reason)?):
+            fail(.targetForbidden, "\(what): forbidden by agent policy: \(reason)")
+        case (.address(let address), _):
+            addresses = [address]
+            tryNext()
+        case (.name(let name), _):
+            dialer.resolver.resolve(name) { [self] result in
+                guard !done else { return }
+                switch result {
+                case .failure(let error):
+                    fail(.targetUnreachable, "\(what): \(error)")
+                case .success(let all):
+                    if case .denied(let reason) = policy.decide(name: name, addresses: all, port: port, preauthorized: preauthorized) {
+                        fail(.targetForbidden, "\(what): forbidden by agent policy: \(reason)")
+                        return
+                    }
+                    addresses = all
+                    tryNext()
+                }
             }
         }
-    }
-
-    private func judge(_ all: [IPAddress]) {
-        let name: String? = IPAddress(host) == nil ? host : nil
-        var firstDenial: String?
-        for address in all {
-            switch dialer.configuration.policy.decide(name: name, address: address, port: port, preauthorized: preauthorized) {
-            case .allowed: addresses.append(address)
-            case .denied(let reason): if firstDenial == nil { firstDenial = "\(address): \(reason)" }
-            }
-        }
-        guard !addresses.isEmpty else {
-            let shown = name == nil ? firstDenial!.drop(while: { $0 != " " }).dropFirst() : Substring(firstDenial!)
-            fail(.targetForbidden, "\(what): forbidden by agent policy: \(shown)")
-            return
-        }
-        if let firstDenial {
-            dialer.logger.notice("\(target): skipping address \(firstDenial)")
-        }
-        tryNext()
     }
 
     private func tryNext() {

@@ -7,24 +7,42 @@
 ///   `.example.com`, `*.example.com`  any name below example.com
 ///   any of the above + `:PORT` (IPv6 in brackets: `[fd00::1]:443`, `[fd00::/8]:443`)
 ///
-/// Decision, per candidate address of a target (names are resolved first and every address
-/// is checked, so `localtest.me` → 127.0.0.1 is judged as 127.0.0.1):
+/// A target's host must first pass `TargetHost.parse` (no control characters, a DNS name or
+/// an address literal, which is normalised: `0x7f.1` is judged as 127.0.0.1). Then, per
+/// address of the target (names are resolved first, and every address they resolve to must be
+/// allowed, so `localtest.me` → 127.0.0.1 is judged as 127.0.0.1):
 /// 1. a `--deny` rule matching the name or the address refuses: deny wins;
 /// 2. with `--allow` rules, one of them must match the name or the address;
-/// 3. the built-in rules (link-local and cloud metadata addresses) refuse, unless a
-///    matching `--allow` rule is at least as specific (see `PolicyRule.lifts`):
-///    `--allow 169.254.20.10` re-enables NodeLocal DNSCache, `--allow *` does not open
-///    the metadata endpoint.
+/// 3. the built-in rules refuse, unless a matching `--allow` rule is at least as specific
+///    (see `PolicyRule.lifts`). They cover link-local and cloud metadata addresses, and the
+///    agent's own host: loopback (127.0.0.0/8, ::1) and unspecified (0.0.0.0/8, ::, which
+///    connect to the local host), since in a pod or on a node (host network) those reach
+///    services that trust localhost. An address or block inside the built-in one lifts it:
+///    `--allow 169.254.20.10` re-enables NodeLocal DNSCache, `--allow 127.0.0.1:8080` one
+///    local port, `--allow 127.0.0.0/8` all of loopback; `--allow *`, `0.0.0.0/0` and name
+///    rules (`localhost`) lift nothing. Remember that `--allow` is also an allow-list: to keep
+///    everything else dialable too, write `--allow '*,127.0.0.1:8080'`.
+/// The configured Kubernetes API (`k8s-api`) is exempt from 2 and 3: the operator chose it.
 public struct TargetPolicy: Sendable, CustomStringConvertible {
     public var allow: [PolicyRule]
     public var deny: [PolicyRule]
-    /// Link-local and metadata endpoints; refused unless explicitly allowed.
+    /// Refused unless explicitly allowed: `metadataDeny` + `ownHostDeny`.
     public var builtinDeny: [PolicyRule]
 
-    public static let defaultBuiltinDeny: [PolicyRule] = [
+    /// Link-local and cloud metadata endpoints.
+    public static let metadataDeny: [PolicyRule] = [
         "169.254.169.254", "fd00:ec2::254", "metadata.google.internal", "metadata.goog",
         "169.254.0.0/16", "fe80::/10",
     ].map { PolicyRule($0)! }
+
+    /// The agent's own host: loopback, unspecified, and the deprecated IPv4-compatible IPv6
+    /// block `::a.b.c.d` (`::/96`, which holds `::` and `::1` too). IPv4-mapped IPv6
+    /// (`::ffff:127.0.0.1`) needs no rule: `IPAddress` turns it into IPv4.
+    public static let ownHostDeny: [PolicyRule] = [
+        "127.0.0.0/8", "0.0.0.0/8", "::1", "::", "::/96",
+    ].map { PolicyRule($0)! }
+
+    public static let defaultBuiltinDeny: [PolicyRule] = metadataDeny + ownHostDeny
 
     public init(allow: [PolicyRule] = [], deny: [PolicyRule] = [], builtinDeny: [PolicyRule] = TargetPolicy.defaultBuiltinDeny) {
         self.allow = allow
@@ -61,17 +79,25 @@ public struct TargetPolicy: Sendable, CustomStringConvertible {
                 return .denied(reason: "not allowed by --allow \(allow.map(\.description).joined(separator: ","))")
             }
         }
-        if let rule = builtinDeny.first(where: { b in
-            b.matches(name: name, address: address, port: port) && !matching.contains { $0.lifts(b) }
-        }) {
-            return .denied(reason: "denied by the default rule \(rule) (link-local/metadata; override with --allow \(rule))")
+        return builtinDenial(name: name, address: address, port: port, matching: matching)
+    }
+
+    /// Judges a resolved target: every address must be allowed. A name that resolves partly to
+    /// a forbidden address is refused whole, so which of its addresses gets dialled never
+    /// decides whether the policy held.
+    public func decide(name: String?, addresses: [IPAddress], port: Int, preauthorized: Bool = false) -> Decision {
+        guard !addresses.isEmpty else { return .denied(reason: "no addresses to judge") }
+        for address in addresses {
+            if case .denied(let reason) = decide(name: name, address: address, port: port, preauthorized: preauthorized) {
+                return .denied(reason: name == nil ? reason : "\(Self.normalize(name!)) resolves to \(address), \(reason)")
+            }
         }
         return .allowed
     }
 
-    /// Judges a host name before it is resolved: a deny rule on the name (or a built-in one
-    /// that no specific allow rule lifts) refuses at once, so a forbidden name is never even
-    /// looked up. nil means "undecided": resolve, then `decide` each address.
+    /// Judges a host name before it is resolved: a deny rule on the name (or a built-in one that
+    /// no specific allow rule lifts) refuses at once, so a forbidden name is never even looked
+    /// up. nil means "undecided": resolve, then `decide(name:addresses:)`.
     public func decideByName(_ name: String, port: Int, preauthorized: Bool = false) -> Decision? {
         let name = Self.normalize(name)
         if let rule = deny.first(where: { $0.matches(name: name, address: nil, port: port) }) {
@@ -79,12 +105,19 @@ public struct TargetPolicy: Sendable, CustomStringConvertible {
         }
         if preauthorized { return nil }
         let matching = allow.filter { $0.matches(name: name, address: nil, port: port) }
-        if let rule = builtinDeny.first(where: { b in
-            b.matches(name: name, address: nil, port: port) && !matching.contains { $0.lifts(b) }
-        }) {
-            return .denied(reason: "denied by the default rule \(rule) (link-local/metadata; override with --allow \(rule))")
-        }
-        return nil
+        let denial = builtinDenial(name: name, address: nil, port: port, matching: matching)
+        return denial.isAllowed ? nil : denial
+    }
+
+    /// Step 3: the first built-in rule that matches and that no `matching` allow rule lifts.
+    /// The reason says how to lift it, with the address itself (the narrowest rule that does).
+    private func builtinDenial(name: String?, address: IPAddress?, port: Int, matching: [PolicyRule]) -> Decision {
+        guard let rule = builtinDeny.first(where: { b in
+            b.matches(name: name, address: address, port: port) && !matching.contains { $0.lifts(b) }
+        }) else { return .allowed }
+        let kind = Self.ownHostDeny.contains(rule) ? "the agent's own host: loopback/unspecified" : "link-local/metadata"
+        let lift = address.map { $0.isIPv4 ? "\($0):\(port)" : "[\($0)]:\(port)" } ?? rule.description
+        return .denied(reason: "denied by the default rule \(rule) (\(kind); to allow it, add --allow \(lift))")
     }
 
     static func normalize(_ name: String) -> String {
