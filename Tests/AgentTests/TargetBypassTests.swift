@@ -215,3 +215,45 @@ import Testing
         #expect(HostPort.parse("127.0.0.1:6443") == HostPort(host: "127.0.0.1", port: 6443))
     }
 }
+
+/// `TargetHost.parse` on many generated hosts (a fixed-seed generator, so a failure repeats):
+/// whatever it accepts is a clean name or an address that parses back to itself.
+@Suite struct TargetHostPropertyTests {
+    /// SplitMix64: small, deterministic, good enough to spread the choices.
+    struct Generator: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE5_E9B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    static let pieces = ["0", "1", "7", "9", "x", "X", "f", "a", "z", ".", ".", ":", "::", "-", "_", "%", "[", "]", "\u{0}",
+                         "\t", "\u{7f}", "é", " ", "127", "0x7f", "0177", "255", "256", "4294967295", "ffff", "localhost",
+                         "svc", "local", "1.1", "::ffff:", "169.254", "fe80"]
+
+    @Test func acceptedHostsAreCleanAndStable() throws {
+        var rng = Generator(state: 7)
+        var accepted = 0
+        for _ in 0..<50_000 {
+            let count = Int.random(in: 1...8, using: &rng)
+            let host = (0..<count).map { _ in Self.pieces.randomElement(using: &rng)! }.joined()
+            guard case .success(let parsed) = TargetHost.parse(host) else { continue }
+            accepted += 1
+            switch parsed {
+            case .name(let name):
+                #expect(name.utf8.allSatisfy { TargetHost.isAlphanumeric($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") },
+                        "\(String(reflecting: host)) → \(name)")
+                #expect(name == name.lowercased())
+                #expect(!TargetPolicy.normalize(name).isEmpty)
+                #expect(try TargetHost.parse(name).get() == parsed, "\(String(reflecting: host))")
+            case .address(let address):
+                #expect(try TargetHost.parse(address.description).get() == parsed, "\(String(reflecting: host)) → \(address)")
+            }
+        }
+        #expect(accepted > 1000, "the generator should produce some valid hosts")
+    }
+}
