@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora fuzz/corpus/{decoder,session}/ (deterministic, stdlib only).
+"""Writes the seed corpora fuzz/corpus/<target>/ (deterministic, stdlib only).
 
 decoder/: every golden vector of protocol/vectors/{valid,invalid}.json up to 4 KiB, prefixed with
           the selector byte FuzzDecoder.swift expects, plus a few multi-frame streams.
 session/: scripts in the op format documented at the top of FuzzSession.swift: full handshake
           transcripts for the hub side, the agent side and an agent/hub pair.
+http-request/, http-response/, chunked/, websocket/, handshake/, proxy/, target/: hand-written
+          valid and borderline inputs in each harness's format (see the header of fuzz/Fuzz*.swift).
+The committed folders also hold units libFuzzer found (merged with -merge=1); this script only
+(re)writes the named seeds.
 """
 import json
 import os
@@ -150,11 +154,110 @@ def session_seeds(out):
     return len(seeds)
 
 
+# ---- parser seeds
+REQUESTS = [
+    b"GET / HTTP/1.1\r\nHost: hub\r\n\r\n",
+    b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    b"POST /v1/clusters HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+    b"POST /x HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5;a=b\r\nhello\r\n0\r\nT: 1\r\n\r\n",
+    b"GET /v1/connect HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n\x82\x80abcd",
+    b"CONNECT hub.example:443 HTTP/1.1\r\nHost: hub.example:443\r\nProxy-Authorization: Basic Ym9iOg==\r\n\r\n\x16\x03\x01",
+    b"\r\n\r\nGET /a?b=c HTTP/1.1\nX: y\n\nGET /cacerts HTTP/1.1\r\n\r\n",
+    b"PUT / HTTP/1.1\r\nContent-Length: 3, 3\r\nContent-Length: 3\r\n\r\nabc",
+    b"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"GET / HTTP/2.0\r\n\r\n",
+]
+RESPONSES = [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x82\x02hi",
+    b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03",
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\nHTTP/1.0 200\r\n\r\nbody until close",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+]
+
+
+def ws_frame(opcode, payload, fin=True, mask=None, rsv=0):
+    b0 = (0x80 if fin else 0) | rsv | opcode
+    n = len(payload)
+    m = 0x80 if mask else 0
+    if n < 126:
+        head = bytes([b0, m | n])
+    elif n < 65536:
+        head = bytes([b0, m | 126]) + struct.pack(">H", n)
+    else:
+        head = bytes([b0, m | 127]) + struct.pack(">Q", n)
+    if mask:
+        payload = bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
+        head += mask
+    return head + payload
+
+
+def parser_seeds(base):
+    counts = {}
+    def put(target, name, data):
+        write(os.path.join(base, target, name), data)
+        counts[target] = counts.get(target, 0) + 1
+
+    for i, r in enumerate(REQUESTS):
+        put("http-request", "req-%02d" % i, bytes([0x00]) + r)
+        put("http-request", "req-%02d-tight" % i, bytes([0x85]) + r)
+    for i, r in enumerate(RESPONSES):
+        put("http-response", "resp-%02d" % i, bytes([0x00, 0x00]) + r)       # all GET
+    put("http-response", "resp-connect", bytes([0x03, 0x02]) + RESPONSES[2])  # CONNECT first
+    put("http-response", "resp-head", bytes([0x07, 0x01]) + RESPONSES[0])     # HEAD first
+
+    chunked = [b"5\r\nhello\r\n0\r\n\r\n", b"A;x=y\r\n0123456789\r\n0\r\nTrailer: v\r\n\r\nNEXT",
+               b"1 \r\na\r\n0\r\n\r\n", b"ffffffffffffffff\r\n"]
+    for i, c in enumerate(chunked):
+        put("chunked", "decode-%02d" % i, bytes([0x00]) + c)
+        put("chunked", "decode-%02d-tight" % i, bytes([0x83]) + c)
+    put("chunked", "encode", bytes([0x47]) + b"some body bytes\r\n0\r\n")
+    put("chunked", "content-length", bytes([0x60, 5]) + b"helloworld")
+
+    key = b"\x37\xfa\x21\x3d"
+    client = (ws_frame(2, b"binary", mask=key) + ws_frame(1, "h\u00e9".encode(), fin=False, mask=key)
+              + ws_frame(9, b"ping", mask=key) + ws_frame(0, "llo".encode(), mask=key)
+              + ws_frame(2, bytes(300), mask=key) + ws_frame(8, struct.pack(">H", 1000) + b"bye", mask=key))
+    put("websocket", "from-client", bytes([0x00]) + client)
+    server = ws_frame(2, bytes(range(256)) * 2) + ws_frame(10, b"pong") + ws_frame(8, b"")
+    put("websocket", "from-server", bytes([0x01]) + server)
+    put("websocket", "limits", bytes([0x06]) + ws_frame(2, bytes(200), mask=key))
+    put("websocket", "bad-utf8", bytes([0x00]) + ws_frame(1, b"\xed\xa0\x80", mask=key))
+
+    h = dict(g.HELLO_DEFAULTS, agent_id="agent-1", cluster_id="c1", token="t", software="lariat-agent/0.1.0")
+    put("handshake", "hello", bytes([0]) + g.hello_payload(h))
+    put("handshake", "welcome", bytes([1]) + g.welcome_payload(dict(g.WELCOME_DEFAULTS, session_id="s-1")))
+    put("handshake", "hello-unknown-tag", bytes([0]) + g.hello_payload(h) + bytes([0x7f, 0, 2, 1, 2]))
+
+    for i, (p, n, host) in enumerate([
+        ("http://proxy.corp:3128", "localhost,.svc,10.0.0.0/8,[fd00::1]:8443", "hub.example.com"),
+        ("http://al%40ice:p%3Ass@[fd00::2]:8080/", "*.example.com:443,example.org", "api.example.com"),
+        ("proxy:80", "*", "10.1.2.3"),
+        ("https://x", "", "::1"),
+    ]):
+        put("proxy", "env-%02d" % i, "\0".join([p, n, host]).encode())
+
+    for i, t in enumerate(["tcp:10.0.0.5:6443", "tcp:[fd00::1]:443", "svc:default/web:80", "k8s-api",
+                           "lariat:source:1048576:json", "lariat:discard", "tcp:localhost\0.svc.cluster.local:22",
+                           "tcp:[::ffff:10.0.0.1]:80", "svc:default/[web]:80"]):
+        put("target", "open-%02d" % i, bytes([0]) + t.encode())
+    for i, r in enumerate(["10.0.0.0/8,.svc.cluster.local,db.example.com:5432\0api.svc.cluster.local",
+                           "[fd00::/8]:443,169.254.20.10,*:22\0metadata.google.internal",
+                           "*.example.com,*\0EXAMPLE.COM."]):
+        put("target", "rules-%02d" % i, bytes([1]) + r.encode())
+    return counts
+
+
 def main():
     base = os.path.join(HERE, "corpus")
     nd = decoder_seeds(os.path.join(base, "decoder"))
     ns = session_seeds(os.path.join(base, "session"))
-    print("corpus: %d decoder seeds, %d session seeds" % (nd, ns))
+    counts = parser_seeds(base)
+    print("corpus: %d decoder seeds, %d session seeds, %s" % (nd, ns, counts))
 
 
 if __name__ == "__main__":

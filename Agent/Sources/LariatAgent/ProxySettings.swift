@@ -58,6 +58,15 @@ public struct ProxyServer: Sendable, Equatable, CustomStringConvertible {
         }
         let (host, portText) = splitHostAndPort(rest)
         guard !host.isEmpty else { throw .init("\(redacted(text)): no proxy host") }
+        // Found by fuzz/FuzzProxy.swift: splitHostAndPort ignores what follows "]" unless it is
+        // ":port" ("[::1]x") and returns an unbracketed authority with a stray "]" whole
+        // ("fd00::2]:8080"); both are malformed URLs, so refuse them instead of dialling garbage.
+        // Host names are ASCII (IDNs travel as punycode); a non-ASCII byte, a space or a control
+        // is a typo or an attack, and a combining mark even fuses with the "/" before it.
+        let afterBracket = rest.hasPrefix("[") ? rest.firstIndex(of: "]").map { rest[rest.index(after: $0)...] } : nil
+        guard afterBracket.map({ $0.isEmpty || $0.hasPrefix(":") }) ?? true,
+              host.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "[") && $0 != UInt8(ascii: "]") })
+        else { throw .init("\(redacted(text)): malformed proxy host") }
         var port = 80
         if let portText {
             guard let p = Int(portText), (1...65535).contains(p) else { throw .init("\(redacted(text)): bad port \"\(portText)\"") }
