@@ -43,9 +43,12 @@ bench-quick:
 	scripts/ensure-deps.sh bench
 	perf/scripts/bench.sh quick
 
+# Every libFuzzer target (fuzz/run.sh lists them) for FUZZ_SECONDS each, one after another;
+# saved crashes are replayed first. TARGETS="http-request websocket" selects some.
+FUZZ_SECONDS ?= 60
 fuzz:
 	scripts/ensure-deps.sh build
-	fuzz/run.sh 60
+	fuzz/run.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf .build
