@@ -1,12 +1,17 @@
 // libFuzzer target for target parsing: the OPEN target string (TunnelTarget, the hub and the
-// agent) and the agent's --allow/--deny rules and decisions (PolicyRule, TargetPolicy).
-// Built by fuzz/run.sh from Sources/LariatTunnel/TunnelTarget.swift (pure) and copies of the
-// agent's pure files (IPAddress.swift, TargetPolicy.swift); TargetDialer.resolve itself needs
-// libuv and the runtime, so its service-name rule is checked through TunnelTarget only.
+// agent), the agent's host check (TargetHost) and its --allow/--deny rules and decisions
+// (PolicyRule, TargetPolicy). Built by fuzz/run.sh from Sources/LariatTunnel/TunnelTarget.swift
+// (pure) and copies of the agent's pure files (IPAddress.swift, TargetPolicy.swift,
+// TargetHost.swift); TargetDialer.resolve itself needs libuv and the runtime, so its steps are
+// replayed here: TunnelTarget, then TargetHost.parse, then TargetPolicy.decideBeforeLookup.
 //
 // Input: byte 0 bit 0 chooses the mode; the rest is text.
 //   0: an OPEN target. Invariants: a parsed target has a non-empty host/name and a port in
-//      1...65535, and its description parses back to the same target.
+//      1...65535, and its description parses back to the same target. Its host passes
+//      TargetHost.parse only without control characters, as a lowercase DNS name that parses
+//      to itself or as an address whose text parses back to it; under
+//      `--allow .svc.cluster.local` only a name ending in .svc.cluster.local passes (the NUL
+//      bypass of issue #7), and an address never does.
 //   1: a comma-separated rule list, then NUL, then a candidate name. Invariants: each rule
 //      matches the example it was written for (name, a name below a suffix, its network address)
 //      on its port and not on another port; a deny rule wins over the same allow rule; with
@@ -38,6 +43,40 @@ func checkTunnelTarget(_ text: String) {
     if case .service(let ns, _, _) = target, ns.isEmpty || ns.contains("/") { violated("target-valid", "namespace of \(target)") }
     let again = TunnelTarget(target.description)
     guard again == target else { violated("description-round-trip", "\(text) → \(target) → \(target.description) → \(String(describing: again))") }
+    if case .tcp(let host, let port) = target { checkHost(host, port: port) }
+}
+
+let clusterOnly = TargetPolicy(allow: [PolicyRule(".svc.cluster.local")!])
+let ordinaryAddress = IPAddress("10.0.0.1")!
+
+func checkHost(_ text: String, port: Int) {
+    let hasControl = text.utf8.contains { $0 < 0x20 || $0 == 0x7F }
+    switch TargetHost.parse(text) {
+    case .failure:
+        return
+    case .success(let host):
+        if hasControl { violated("host-no-control", "\(hex(text.utf8)) accepted as \(host)") }
+        switch host {
+        case .name(let name):
+            guard name.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E }) else {
+                violated("host-name-clean", "\(hex(text.utf8)) → \(name)")
+            }
+            guard case .success(.name(name)) = TargetHost.parse(name) else { violated("host-name-idempotent", name) }
+        case .address(let address):
+            guard case .success(.address(address)) = TargetHost.parse(address.description) else {
+                violated("host-address-round-trip", "\(text) → \(address)")
+            }
+        }
+        // nil: a name to resolve; judge it as TargetDialer does, on an ordinary address.
+        let verdict = clusterOnly.decideBeforeLookup(host, port: port)
+            ?? clusterOnly.decide(name: host.description, addresses: [ordinaryAddress], port: port)
+        let passes = verdict.isAllowed
+        if passes {
+            guard case .name(let name) = host, TargetPolicy.normalize(name).hasSuffix(".svc.cluster.local") else {
+                violated("policy-judges-dialled-host", "\(hex(text.utf8)) → \(host) passes --allow .svc.cluster.local")
+            }
+        }
+    }
 }
 
 let metadata = IPAddress("169.254.169.254")!
@@ -61,8 +100,10 @@ func checkRules(_ text: String, candidate: String, portSeed: UInt8) {
         let both = TargetPolicy(allow: [rule], deny: [rule])
         if both.decide(name: name, address: address, port: p).isAllowed { violated("deny-wins", "\(rule)") }
         let allowOnly = TargetPolicy(allow: [rule], deny: [])
+        // Only the address itself lifts the built-in 169.254.169.254 rule (a block inside
+        // 169.254.0.0/16 lifts that rule, not the narrower one).
         let lifted: Bool = {
-            if case .block(let b) = rule.pattern { return b.prefixLength >= 16 && b.contains(metadata) }
+            if case .block(let b) = rule.pattern { return b.prefixLength >= 32 && b.contains(metadata) }
             return false
         }()
         if allowOnly.decide(name: nil, address: metadata, port: p).isAllowed != lifted {

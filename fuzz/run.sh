@@ -78,19 +78,22 @@ build_http() {
     mkdir -p "$OUT/CLariatSupport"
     printf 'module CLariatSupport {\n    header "%s"\n    export *\n}\n' \
         "$ROOT/Sources/CLariatSupport/include/CLariatSupport.h" > "$OUT/CLariatSupport/module.modulemap"
-    [ "$OUT/ws_mask.o" -nt "$ROOT/Sources/CLariatSupport/ws_mask.c" ] ||
-        clang -O2 -g -fsanitize=address -I "$ROOT/Sources/CLariatSupport/include" \
-            -c "$ROOT/Sources/CLariatSupport/ws_mask.c" -o "$OUT/ws_mask.o"
+    local objects=()
+    for c in "$ROOT"/Sources/CLariatSupport/*.c; do
+        local o="$OUT/CLariatSupport/$(basename "$c" .c).o"
+        [ "$o" -nt "$c" ] || clang -O2 -g -fsanitize=address -I "$ROOT/Sources/CLariatSupport/include" -c "$c" -o "$o"
+        objects+=("$o")
+    done
     swiftc -sanitize=fuzzer,address -parse-as-library -O -g -swift-version 6 -module-name LariatFuzz \
         -I "$ROOT/Sources/COpenSSL" -I "$OUT/CLariatSupport" \
-        "$ROOT"/Sources/LariatHTTP/*.swift "$HERE/FuzzSupport.swift" "$@" "$OUT/ws_mask.o" -o "$OUT/fuzz-$name"
+        "$ROOT"/Sources/LariatHTTP/*.swift "$HERE/FuzzSupport.swift" "$@" "${objects[@]}" -o "$OUT/fuzz-$name"
 }
 
 # The agent's parsers live in a module that needs libuv and the runtime; its pure files are
 # compiled alone, with `import LariatHTTP` dropped (Base64.swift is compiled in instead).
 agent_src() {
     rm -rf "$OUT/agent-src" && mkdir -p "$OUT/agent-src"
-    for f in ProxySettings IPAddress TargetPolicy; do
+    for f in ProxySettings IPAddress TargetPolicy TargetHost; do
         sed '/^import LariatHTTP$/d' "$ROOT/Agent/Sources/LariatAgent/$f.swift" > "$OUT/agent-src/$f.swift"
     done
 }
@@ -138,7 +141,7 @@ for t in $TARGETS; do
         websocket) build_http websocket "$HERE/FuzzWebSocket.swift" ;;
         proxy) build_agent proxy "$HERE/FuzzProxy.swift" "$OUT"/agent-src/{ProxySettings,IPAddress,TargetPolicy}.swift \
                    "$ROOT/Sources/LariatHTTP/Base64.swift" ;;
-        target) build_agent target "$HERE/FuzzTarget.swift" "$OUT"/agent-src/{IPAddress,TargetPolicy}.swift \
+        target) build_agent target "$HERE/FuzzTarget.swift" "$OUT"/agent-src/{IPAddress,TargetPolicy,TargetHost}.swift \
                     "$ROOT/Sources/LariatTunnel/TunnelTarget.swift" ;;
         *) echo "unknown target $t" >&2; exit 2 ;;
     esac
