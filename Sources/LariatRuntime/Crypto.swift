@@ -65,4 +65,18 @@ public enum SecureRandom {
 
     /// A random token as lowercase hex (`byteCount` random bytes).
     public static func hexToken(byteCount: Int = 32) -> String { Digest.hex(bytes(byteCount)) }
+
+    /// `count` characters of a-z and 0-9, uniformly chosen (rejection sampling: no modulo bias),
+    /// as Rancher's object names and token secrets are made.
+    public static func lowercaseAlphanumeric(count: Int) -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(count)
+        while out.count < count {
+            for b in bytes(count) where b < 252 && out.count < count {  // 252 = 7 × 36
+                out.append(alphabet[Int(b) % 36])
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
 }

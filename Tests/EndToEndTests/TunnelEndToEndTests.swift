@@ -130,7 +130,7 @@ import Glibc
         let r = s.receive(into: buf)
         #expect(r == .error(ECONNRESET), "expected a reset, got \(r)")
         #expect(Date().timeIntervalSince(started) < 5)
-        try rig.hub.waitForLog("TARGET_UNREACHABLE: dial tcp 127.0.0.1:\(deadPort): ECONNREFUSED", timeout: 10)
+        try rig.hub.waitForLog("TARGET_UNREACHABLE: \"dial tcp 127.0.0.1:\(deadPort): ECONNREFUSED\"", timeout: 10)
 
         let ok = try Socket.connect(port: rig.forwardPorts[1])
         try ok.send([1, 2, 3])
@@ -240,7 +240,7 @@ import Glibc
         let wrong = String(repeating: "ab", count: 32)
         let agent = try rig.startAgent(id: "pinned-wrong", checksum: wrong, waitConnected: false)
         try agent.waitForLog("CA checksum mismatch", timeout: 15)
-        try rig.hub.waitForLog("pins CA checksum \(wrong)", timeout: 5)
+        try rig.hub.waitForLog("pins CA checksum \"\(wrong)\"", timeout: 5)
         #expect(!rig.hub.log.contains("agent \"pinned-wrong\" of cluster \"local\" connected"))
     }
 
@@ -250,7 +250,7 @@ import Glibc
         defer { rig.shutdown() }
         let agent = try rig.startAgent(id: "impostor", token: "not-the-token", waitConnected: false)
         try agent.waitForLog("hub refused this agent: AUTHENTICATION_FAILED", timeout: 15)
-        try rig.hub.waitForLog("refused agent \"impostor\" of cluster \"local\"", timeout: 5)
+        try rig.hub.waitForLog("agent \"impostor\" of cluster \"local\": invalid registration token", timeout: 5)
     }
 
     /// `lariat-hub bench` measures a connected agent's tunnel through the hub's API, with no
@@ -261,7 +261,7 @@ import Glibc
         try rig.startAgent(id: "probed")
         let bench = try ChildProcess(name: "bench", executable: Binaries.hub, arguments: [
             "bench", "--data", rig.dataDirectory, "--hub", "127.0.0.1:\(rig.httpsPort)", "--cluster", "local",
-            "--mib", "16", "--json"], logDirectory: rig.directory)
+            "--mib", "16", "--json"], environment: ["LARIAT_ADMIN_TOKEN": rig.adminToken], logDirectory: rig.directory)
         bench.process.waitUntilExit()
         #expect(bench.process.terminationStatus == 0, "\(bench.log)\n\(rig.logs)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(bench.log.utf8)) as? [String: Any], "\(bench.log)")
@@ -272,7 +272,7 @@ import Glibc
 
         let missing = try ChildProcess(name: "bench-missing", executable: Binaries.hub, arguments: [
             "bench", "--data", rig.dataDirectory, "--hub", "127.0.0.1:\(rig.httpsPort)", "--cluster", "elsewhere"],
-            logDirectory: rig.directory)
+            environment: ["LARIAT_ADMIN_TOKEN": rig.adminToken], logDirectory: rig.directory)
         missing.process.waitUntilExit()
         #expect(missing.process.terminationStatus != 0)
         #expect(missing.log.contains("no agent of cluster \"elsewhere\" is connected"))

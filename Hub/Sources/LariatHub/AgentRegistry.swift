@@ -29,6 +29,24 @@ public final class AgentRegistry: Sendable {
         /// Until this monotonic time the agent counts as unhealthy (an OPEN timed out on it).
         public var unhealthyUntilNanos: UInt64 = 0
         public var openTimeouts = 0
+        /// The AgentCredential the agent authenticated with (nil: the cluster's registration token).
+        public var credential: String?
+        /// Smoothed tunnel round trip, refreshed every few seconds.
+        public var roundTripNanos: UInt64 = 0
+
+        public init(key: UInt64, cluster: String, agentID: String, role: AgentRole, worker: Int, remote: String,
+                    software: String, connectedAtNanos: UInt64, connectedAtSeconds: Double, credential: String? = nil) {
+            self.key = key
+            self.cluster = cluster
+            self.agentID = agentID
+            self.role = role
+            self.worker = worker
+            self.remote = remote
+            self.software = software
+            self.connectedAtNanos = connectedAtNanos
+            self.connectedAtSeconds = connectedAtSeconds
+            self.credential = credential
+        }
 
         public func isHealthy(at now: UInt64) -> Bool { now >= unhealthyUntilNanos }
     }
@@ -52,7 +70,9 @@ public final class AgentRegistry: Sendable {
     }
 
     func markEstablished(_ key: UInt64) { entries.withLock { $0[key]?.established = true } }
-    func remove(_ key: UInt64) { entries.withLock { $0[key] = nil } }
+    @discardableResult
+    func remove(_ key: UInt64) -> Entry? { entries.withLock { $0.removeValue(forKey: key) } }
+    func setRoundTrip(_ key: UInt64, nanos: UInt64) { entries.withLock { $0[key]?.roundTripNanos = nanos } }
     func markDraining(_ key: UInt64) { entries.withLock { $0[key]?.draining = true } }
     func markUnhealthy(_ key: UInt64, until: UInt64) {
         entries.withLock { map in

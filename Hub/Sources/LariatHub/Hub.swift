@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import LariatControl
 import LariatProtocol
 import LariatRuntime
 import LariatTunnel
@@ -22,6 +23,9 @@ public final class Hub {
     private var stopping = false
     /// Set on first start when a bootstrap cluster was created: its token, to print once.
     public private(set) var bootstrapToken: String?
+    /// Set on first start: the admin user's one-time password (unless given in the environment).
+    public private(set) var bootstrapPassword: String?
+    private let control: HubControl
     /// Set when the admin token was created by this start: the token, to print once (only its
     /// digest is kept).
     public private(set) var newAdminToken: String?
@@ -47,19 +51,22 @@ public final class Hub {
                                                              ipAddresses: ips)
         let tls = try TLSContext.server(certificatePEM: serving.certificatePEM, privateKeyPEM: serving.privateKeyPEM,
                                         chainPEM: ca.certificatePEM)
-        let store = try ClusterStore(directory: dir)
-        if store.clusters.isEmpty, let name = configuration.bootstrapCluster {
-            let token = try store.createCluster(name)
+        let opened = try HubControl.open(configuration: configuration, caPEM: ca.certificatePEM,
+                                         caChecksum: Digest.sha256Hex(ca.certificatePEM), logger: logger)
+        control = opened
+        if let token = opened.bootstrapClusterToken, let name = configuration.bootstrapCluster {
             bootstrapToken = token
             // Kept (0600) so a newcomer can find it again; delete it once the agent is deployed.
             try FileIO.writeAtomically(dir + "/\(name).token", token + "\n", mode: 0o600)
         }
+        bootstrapPassword = opened.bootstrapPassword
+        for name in opened.imported { logger.notice("imported cluster \(name.logQuoted) from clusters.json; its token stays valid") }
         let admin = try AdminToken.loadOrCreate(directory: dir)
         newAdminToken = admin.created
         fileLimit = FileLimit.raiseToHardLimit()
         acceptor = UVLoop(name: "hub-acceptor")
         group = LoopGroup(count: max(1, configuration.loops), namePrefix: "hub-worker")
-        shared = HubShared(configuration: configuration, store: store, registry: AgentRegistry(), tls: tls,
+        shared = HubShared(configuration: configuration, control: opened.control, registry: AgentRegistry(), tls: tls,
                            caPEM: ca.certificatePEM, adminTokenSHA256: admin.sha256Hex, logger: logger)
         var ws: [LoopBound<HubWorker>] = []
         for (i, loop) in group.loops.enumerated() {
@@ -67,11 +74,41 @@ public final class Hub {
         }
         workers = ws
         shared.workers = ws
+        let shared = self.shared
+        let allWorkers = ws
+        shared.clusterStatus = ClusterStatusController(control: opened.control, registry: shared.registry) {
+            for w in allWorkers { w.loop.execute { w.value.publishRoundTrips() } }
+        }
+        Self.closeTunnelsOnRevocation(shared)
         try listen()
     }
 
     public var registry: AgentRegistry { shared.registry }
-    public var store: ClusterStore { shared.store }
+    public var controlPlane: ControlPlane { shared.control }
+
+    /// A revoked or deleted agent credential, or a deleted cluster, closes the tunnels that
+    /// depended on it at once (the informers deliver the change within milliseconds).
+    private static func closeTunnelsOnRevocation(_ shared: HubShared) {
+        @Sendable func close(_ entries: [AgentRegistry.Entry], _ reason: String) {
+            for e in entries {
+                let w = shared.workers[e.worker]
+                w.loop.execute { w.value.disconnect(e.key, reason: reason) }
+            }
+        }
+        shared.control.agentCredentialInformer.onChange { change in
+            switch change {
+            case .upserted(let c) where c.spec.revoked || c.metadata.isBeingDeleted:
+                close(shared.registry.all.filter { $0.credential == c.name }, "agent credential \(c.name) revoked")
+            case .deleted(let c):
+                close(shared.registry.all.filter { $0.credential == c.name }, "agent credential \(c.name) deleted")
+            default: break
+            }
+        }
+        shared.control.clusterInformer.onChange { change in
+            guard case .deleted(let c) = change else { return }
+            close(shared.registry.all.filter { $0.cluster == c.name }, "cluster \(c.name) deleted")
+        }
+    }
 
     private func listen() throws {
         let workers = self.workers

@@ -11,10 +11,23 @@ public enum HubAPIClient {
 
     public static func get(host: String, port: Int, path: String, bearer: String, caPEM: String,
                            timeoutMilliseconds: UInt64 = 180_000) throws -> Response {
+        try send(method: "GET", host: host, port: port, path: path, bearer: bearer, caPEM: caPEM,
+                 timeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    /// One request; `body` goes as JSON. No bearer (nil or empty) sends no Authorization header.
+    public static func send(method: String, host: String, port: Int, path: String, body: [UInt8]? = nil,
+                            bearer: String?, caPEM: String, timeoutMilliseconds: UInt64 = 180_000) throws -> Response {
         let loop = UVLoop(name: "api-client")
-        let exchange = Exchange(request: HTTPRequestHead(method: "GET", target: path, headers: [
-            "Host": "\(host):\(port)", "Authorization": "Bearer \(bearer)", "Connection": "close"]))
-        let context = try TLSContext.client(trustedCAPEM: caPEM, verifyHostname: true)
+        var headers: HTTPHeaders = ["Host": "\(host):\(port)", "Connection": "close"]
+        if let bearer, !bearer.isEmpty { headers.add(name: "Authorization", value: "Bearer \(bearer)") }
+        if let body {
+            headers.add(name: "Content-Type", value: "application/json")
+            headers.add(name: "Content-Length", value: String(body.count))
+        }
+        let exchange = Exchange(request: HTTPRequestHead(method: method, target: path, headers: headers), body: body ?? [])
+        // No CA yet (the first contact of a login): fetch unverified, for the caller to pin.
+        let context = try caPEM.isEmpty ? TLSContext.insecureClientForPinning() : TLSContext.client(trustedCAPEM: caPEM, verifyHostname: true)
         TLSConnection.connect(loop: loop, host: host, port: port, context: context) { result in
             switch result {
             case .failure(let e): exchange.fail("\(e)"); loop.stop()
@@ -41,13 +54,17 @@ public enum HubAPIClient {
         var onDone: (() -> Void)?
         var finished = false
 
-        init(request: HTTPRequestHead) { self.request = request }
+        let requestBody: [UInt8]
+        init(request: HTTPRequestHead, body: [UInt8]) {
+            self.request = request
+            requestBody = body
+        }
 
         func run(on stream: any ByteStream, _ done: @escaping () -> Void) {
             onDone = done
-            parser.expectResponse(toMethod: "GET")
+            parser.expectResponse(toMethod: request.method)
             stream.start(handler: self)
-            stream.write(request.serialized)
+            stream.write(request.serialized + requestBody)
         }
 
         func fail(_ why: String) { if !finished { error = why; complete() } }

@@ -20,6 +20,22 @@ public struct HubConfiguration: Sendable {
     public var limits = FrontDoorLimits()
     /// On first start with no clusters, create this one and print its token.
     public var bootstrapCluster: String? = "local"
+    /// Where the control plane keeps its objects.
+    public var store = StoreChoice.sqlite
+    /// The URL agents and API clients reach this hub at (import commands carry it); derived
+    /// from the listen address when not given.
+    public var advertisedURL: String?
+    /// The agent image import manifests deploy.
+    public var agentImage = "ghcr.io/lariat/lariat-agent:0.1.0"
+    /// Audit records of API requests as JSON lines to this file ("-": standard output); nil keeps
+    /// the most recent in memory only.
+    public var auditLog: String?
+
+    public var serverURL: String {
+        if let advertisedURL { return advertisedURL }
+        let host = listenHost == "0.0.0.0" || listenHost == "::" ? "127.0.0.1" : listenHost
+        return "https://\(host.contains(":") ? "[\(host)]" : host):\(listenPort)"
+    }
 
     public init() {}
 }

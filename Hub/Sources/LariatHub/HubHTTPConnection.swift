@@ -1,4 +1,5 @@
 import Foundation
+import LariatControl
 import LariatHTTP
 import LariatRuntime
 
@@ -31,6 +32,10 @@ final class HubHTTPConnection: ByteStreamHandler {
     private var parser = HTTPRequestParser()
     private var current: HTTPRequestHead?
     private var bodyBytes = 0
+    /// The body of a control-plane request (other routes take none and discard what comes).
+    private var body: [UInt8] = []
+    /// A streamed answer (a watch) in progress, cancelled if the client goes away.
+    private var streaming: APIStream?
     private var phase = Phase.handshake
     private let deadline: UVTimer
     /// Input not yet parsed because replies backed up (only on the pipelining-flood path).
@@ -99,6 +104,7 @@ final class HubHTTPConnection: ByteStreamHandler {
                 case .head(let head):
                     current = head
                     bodyBytes = 0
+                    body = []
                     if head.isUpgradeRequest {
                         guard head.path == "/v1/connect" else {
                             // One answer; the parser's `.upgrade` event for it is never reached.
@@ -114,6 +120,7 @@ final class HubHTTPConnection: ByteStreamHandler {
                     if bodyBytes > Self.maxRequestBody {
                         return respondAndClose(413, "request body larger than \(Self.maxRequestBody) bytes\n")
                     }
+                    if let head = current, ControlPlaneBridge.handles(head.path) { body.append(contentsOf: b) }
                 case .end:
                     if let head = current { route(head) }
                     current = nil
@@ -169,6 +176,8 @@ final class HubHTTPConnection: ByteStreamHandler {
     func streamDidClose(_ stream: any ByteStream) {
         deadline.close()
         ticket = nil
+        streaming?.cancel()
+        streaming = nil
     }
 
     // MARK: Routes
@@ -194,6 +203,8 @@ final class HubHTTPConnection: ByteStreamHandler {
             bench(cluster: cluster, query: head.query.map(String.init) ?? "", keepAlive: keepOpen)
         case ("GET", "/v1/connect"):
             respondAndClose(426, "the tunnel endpoint needs a WebSocket upgrade\n")
+        case (_, let path) where ControlPlaneBridge.handles(path):
+            controlPlane(head)
         default:
             respond(404, "no such endpoint: \(head.method) \(head.path)\n", close: !keepOpen)
         }
@@ -249,6 +260,84 @@ final class HubHTTPConnection: ByteStreamHandler {
                     }
                 }
             }
+        }
+    }
+
+    /// Hands the request to the control plane (on its queue) and answers when it has; later
+    /// requests on this connection wait, so answers stay in order.
+    private func controlPlane(_ head: HTTPRequestHead) {
+        let hub = worker.hub
+        if head.headers.first(name: "Authorization") != nil,
+           let wait = hub.authThrottle.retryAfter(source: source, now: worker.loop.now) {
+            return respond(429, "too many failed authentications from \(source); retry in \(wait) s\n",
+                           extraHeaders: ["Retry-After": String(wait)], close: !head.keepAlive)
+        }
+        phase = .responding
+        deadline.stop()
+        let request = APIRequest(method: head.method, target: head.target,
+                                 headers: head.headers.map { (name: $0.name, value: $0.value) },
+                                 body: Data(body), remote: remote, source: source)
+        body = []
+        let keepAlive = head.keepAlive
+        let me = LoopBound(self, loop: worker.loop)
+        hub.control.handle(request) { response in
+            me.loop.execute { me.value.answer(response, keepAlive: keepAlive) }
+        }
+    }
+
+    private func answer(_ response: APIResponse, keepAlive: Bool) {
+        guard !stream.isClosed else {
+            if case .stream(let s) = response.body { s.cancel() }
+            return
+        }
+        if response.status == 401 {
+            worker.hub.authenticationFailed(source: source, reason: "API request refused: bad or missing token", now: worker.loop.now)
+        }
+        let headers = response.headers.map { ($0.name, $0.value) }
+        switch response.body {
+        case .data(let data):
+            var h = HTTPHeaders(headers)
+            h.add(name: "Content-Length", value: String(data.count))
+            if !keepAlive { h.add(name: "Connection", value: "close") }
+            stream.write(HTTPResponseHead(status: response.status, headers: h).serialized + Array(data))
+            finishAnswer(keepAlive: keepAlive)
+        case .stream(let s):
+            var h = HTTPHeaders(headers)
+            h.add(name: "Transfer-Encoding", value: "chunked")
+            stream.write(HTTPResponseHead(status: response.status, headers: h).serialized)
+            streaming = s
+            s.start(ControlPlaneBridge.sink(for: self, keepAlive: keepAlive))
+        }
+    }
+
+    /// One chunk of a streamed answer (on this loop); false once the client is gone or has
+    /// left too much unread (it must reconnect and resume from its last resourceVersion).
+    func writeChunk(_ data: Data) -> Bool {
+        guard !stream.isClosed, streaming != nil else { return false }
+        guard stream.bufferedWriteBytes <= limits.outputHighWater * 4 else {
+            streaming?.cancel()
+            streaming = nil
+            close()
+            return false
+        }
+        stream.write(Array(String(data.count, radix: 16).utf8) + [13, 10] + Array(data) + [13, 10])
+        return true
+    }
+
+    func finishStream(keepAlive: Bool) {
+        guard streaming != nil, !stream.isClosed else { return }
+        streaming = nil
+        stream.write(Array("0\r\n\r\n".utf8))
+        finishAnswer(keepAlive: keepAlive)
+    }
+
+    private func finishAnswer(keepAlive: Bool) {
+        if keepAlive {
+            arm(.idle, afterMilliseconds: limits.keepAliveIdleTimeoutMilliseconds)
+            resumeParsing()
+        } else {
+            arm(.closing, afterMilliseconds: limits.requestHeadTimeoutMilliseconds)
+            stream.shutdownWrite()
         }
     }
 

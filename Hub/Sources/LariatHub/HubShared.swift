@@ -1,4 +1,5 @@
 import Logging
+import LariatControl
 import LariatRuntime
 import Synchronization
 
@@ -6,7 +7,9 @@ import Synchronization
 /// thread-safe store and registry.
 final class HubShared: Sendable {
     let configuration: HubConfiguration
-    let store: ClusterStore
+    let control: ControlPlane
+    /// Set once right after init, like `workers`.
+    nonisolated(unsafe) var clusterStatus: ClusterStatusController?
     let registry: AgentRegistry
     let tls: TLSContext
     let caPEM: String
@@ -27,10 +30,10 @@ final class HubShared: Sendable {
     nonisolated(unsafe) var workers: [LoopBound<HubWorker>] = []
     private let cursor = Atomic<Int>(0)
 
-    init(configuration: HubConfiguration, store: ClusterStore, registry: AgentRegistry, tls: TLSContext,
+    init(configuration: HubConfiguration, control: ControlPlane, registry: AgentRegistry, tls: TLSContext,
          caPEM: String, adminTokenSHA256: String, logger: Logger) {
         self.configuration = configuration
-        self.store = store
+        self.control = control
         self.registry = registry
         self.tls = tls
         self.caPEM = caPEM

@@ -54,8 +54,12 @@ final class HubWorker: TunnelConnectionDelegate {
     func tunnel(_ tunnel: TunnelConnection, authenticate hello: Hello) -> HandshakeDecision {
         let (remote, source) = remotes[ObjectIdentifier(tunnel)] ?? arriving ?? ("?", "?")
         let who = "agent \(hello.agentID.logQuoted) of cluster \(hello.clusterID.logQuoted)"
-        guard hub.store.verify(cluster: hello.clusterID, token: hello.token) else {
-            hub.authenticationFailed(source: source, reason: "\(who): invalid token or unknown cluster", now: loop.now)
+        let credential: String?
+        switch hub.control.admitAgent(cluster: hello.clusterID, agentID: hello.agentID, token: hello.token) {
+        case .admitted(let c):
+            credential = c
+        case .refused(let why):
+            hub.authenticationFailed(source: source, reason: "\(who): \(why)", now: loop.now)
             return .refuse(.authenticationFailed, reason: "invalid credentials for cluster \(hello.clusterID.logQuoted)")
         }
         guard !hub.isDraining else {
@@ -64,7 +68,8 @@ final class HubWorker: TunnelConnectionDelegate {
         let key = hub.registry.makeKey()
         let entry = AgentRegistry.Entry(key: key, cluster: hello.clusterID, agentID: hello.agentID, role: hello.role,
                                         worker: index, remote: remote, software: hello.software,
-                                        connectedAtNanos: loop.now, connectedAtSeconds: Date().timeIntervalSince1970)
+                                        connectedAtNanos: loop.now, connectedAtSeconds: Date().timeIntervalSince1970,
+                                        credential: credential)
         if let existing = hub.registry.register(entry) {
             // Never a silent swap: the connected agent keeps the id while it answers. If it does
             // not answer a probe in time (a restarted agent's half-open connection), it is closed
@@ -86,6 +91,7 @@ final class HubWorker: TunnelConnectionDelegate {
         tunnels[key] = tunnel
         tunnel.label = "\(hello.clusterID.logQuoted)/\(hello.agentID.logQuoted)"
         hub.registry.markEstablished(key)
+        hub.clusterStatus?.clusterChanged(hello.clusterID)
         let remote = (remotes[id] ?? arriving)?.remote ?? "?"
         let carrier = hub.registry.pick(cluster: hello.clusterID, now: loop.now)
         let carries = carrier?.key == key ? "carries new streams" : "standing by: new streams stay with \(carrier.map { $0.agentID.logQuoted } ?? "?")"
@@ -120,7 +126,8 @@ final class HubWorker: TunnelConnectionDelegate {
         remotes[id] = nil
         if let key = keys.removeValue(forKey: id) {
             tunnels[key] = nil
-            hub.registry.remove(key)
+            let cluster = hub.registry.remove(key)?.cluster
+            if let cluster { hub.clusterStatus?.clusterChanged(cluster) }
             if tunnel.session.hello != nil {
                 logger.info("agent \(tunnel.label) disconnected: \(end.description.logQuoted)")
             }
@@ -170,6 +177,18 @@ final class HubWorker: TunnelConnectionDelegate {
         logger.info("bench of \(tunnel.label): \(bytes >> 20) MiB each way")
         TunnelBenchmark(tunnel: tunnel, cluster: cluster, agent: agent, bytes: bytes, json: json, timeoutSeconds: 120,
                         completion: reply).start()
+    }
+
+    /// Closes tunnel `key` at once (its credential was revoked, its cluster deleted).
+    func disconnect(_ key: UInt64, reason: String) {
+        guard let tunnel = tunnels[key] else { return }
+        logger.warning("closing agent \(tunnel.label): \(reason)")
+        tunnel.close(code: .authenticationFailed, reason: reason)
+    }
+
+    /// Copies each tunnel's smoothed round trip into the registry (for the Cluster's status).
+    func publishRoundTrips() {
+        for (key, tunnel) in tunnels { hub.registry.setRoundTrip(key, nanos: tunnel.session.smoothedRTT) }
     }
 
     /// Sends GOAWAY on every tunnel of this loop.

@@ -15,7 +15,7 @@ public struct ObjectStore<R: Resource>: Sendable {
         o.kind = R.kind
         o.metadata.uid = UUID().uuidString.lowercased()
         o.metadata.generation = 1
-        o.metadata.creationTimestamp = Date()
+        o.metadata.creationTimestamp = StoreCoding.now()
         o.metadata.deletionTimestamp = nil
         let revision = try backend.create(o.key, try encode(o))
         o.metadata.resourceVersion = String(revision)
@@ -94,7 +94,7 @@ public struct ObjectStore<R: Resource>: Sendable {
             return nil
         }
         if o.metadata.deletionTimestamp != nil { return o }
-        o.metadata.deletionTimestamp = Date()
+        o.metadata.deletionTimestamp = StoreCoding.now()
         let revision = try backend.update(o.key, try encode(o), expectedRevision: o.revision)
         o.metadata.resourceVersion = String(revision)
         return o
@@ -213,6 +213,10 @@ struct ContinueToken: Codable {
 
 /// One JSON encoding for everything stored: ISO 8601 dates, sorted keys (stable documents).
 public enum StoreCoding {
+    /// The current time at the precision stored (whole seconds, as ISO 8601 here and Kubernetes
+    /// keep it), so an object a write returns equals the one a later read returns.
+    public static func now() -> Date { Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down)) }
+
     public static let encoder: JSONEncoder = {
         let e = JSONEncoder()
         e.dateEncodingStrategy = .iso8601

@@ -9,7 +9,8 @@ struct LariatHubCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lariat-hub",
         abstract: "The Lariat hub: accepts agent tunnels and carries traffic to the clusters behind them.",
-        subcommands: [Serve.self, Cluster.self, Bench.self],
+        subcommands: [Serve.self, Login.self, ClusterCommand.self, TokenCommand.self, UserCommand.self, RoleCommand.self,
+                       Bench.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -54,6 +55,18 @@ struct Serve: ParsableCommand {
     @Flag(name: .long, help: "Disable LZ4 compression on tunnels.")
     var noCompression = false
 
+    @Option(name: .long, help: "Keep the control plane in etcd at HOST:PORT (several hubs share it) instead of DATA/store.db.")
+    var etcd: String? = ProcessInfo.processInfo.environment["LARIAT_ETCD"]
+
+    @Option(name: .long, help: "Key prefix in etcd (one per Lariat installation).")
+    var etcdPrefix: String = "lariat"
+
+    @Option(name: .long, help: "The URL agents and users reach this hub at (default: from --listen).")
+    var advertiseURL: String?
+
+    @Option(name: .long, help: "Append an audit record of every API request to this file as JSON lines (- for standard output).")
+    var auditLog: String?
+
     @Option(name: .long, help: "Seconds a client has to finish its TLS handshake.")
     var tlsHandshakeTimeout: Double = Double(FrontDoorLimits().tlsHandshakeTimeoutMilliseconds) / 1000
 
@@ -91,6 +104,12 @@ struct Serve: ParsableCommand {
         config.serverNames = serverName
         config.drainTimeoutMilliseconds = UInt64(drainTimeout * 1000)
         config.session.compression = !noCompression
+        if let etcd {
+            guard let (h, p) = parseHostPort(etcd) else { throw ValidationError("--etcd must be HOST:PORT, got \"\(etcd)\"") }
+            config.store = .etcd(host: h, port: p, prefix: etcdPrefix)
+        }
+        config.advertisedURL = advertiseURL
+        config.auditLog = auditLog
         config.limits.tlsHandshakeTimeoutMilliseconds = try milliseconds(tlsHandshakeTimeout, "--tls-handshake-timeout")
         config.limits.requestHeadTimeoutMilliseconds = try milliseconds(requestHeadTimeout, "--request-head-timeout")
         config.limits.keepAliveIdleTimeoutMilliseconds = try milliseconds(keepAliveTimeout, "--keep-alive-timeout")
@@ -116,6 +135,18 @@ struct Serve: ParsableCommand {
         logger.info("listening on https://\(host):\(hub.port) with \(config.loops) worker loop(s); data in \(config.dataDirectory)")
         logger.info("CA checksum (agents pin this with --ca-checksum): \(hub.caChecksum)")
         logger.info("open-file limit \(hub.fileLimit); at most \(config.limits.maxConnections) connections, \(config.limits.maxConnectionsPerSource) per source address")
+        if let password = hub.bootstrapPassword {
+            print("""
+
+            Administrator: log in as "admin" with this one-time password (change it at first login):
+
+              \(password)
+
+              lariat-hub login --server \(config.serverURL) --username admin --ca-checksum \(hub.caChecksum)
+
+            """)
+            fflush(nil)
+        }
         if let admin = hub.newAdminToken {
             print("""
 
@@ -149,42 +180,6 @@ struct Serve: ParsableCommand {
         }
         try hub.run()
         logger.info("stopped")
-    }
-}
-
-struct Cluster: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Manage clusters in the hub's store.", subcommands: [Create.self, List.self, RotateToken.self])
-
-    struct Create: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a cluster and print its registration token.")
-        @OptionGroup var common: CommonOptions
-        @Argument var name: String
-        func run() throws {
-            let store = try ClusterStore(directory: common.data)
-            do { print(try store.createCluster(name)) } catch let e as StoreError {
-                throw ValidationError(e.description)
-            }
-        }
-    }
-
-    struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List clusters.")
-        @OptionGroup var common: CommonOptions
-        func run() throws {
-            for c in try ClusterStore(directory: common.data).clusters { print("\(c.name)\t\(c.createdAt)") }
-        }
-    }
-
-    struct RotateToken: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "rotate-token", abstract: "Issue a new token for a cluster.")
-        @OptionGroup var common: CommonOptions
-        @Argument var name: String
-        func run() throws {
-            do { print(try ClusterStore(directory: common.data).rotateToken(name)) } catch let e as StoreError {
-                throw ValidationError(e.description)
-            }
-        }
     }
 }
 

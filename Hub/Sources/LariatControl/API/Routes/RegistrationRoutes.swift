@@ -1,0 +1,43 @@
+import Foundation
+import LariatStore
+
+/// `/v3/clusterregistrationtokens` (list, get, delete; new ones come from a cluster's `import`
+/// action, which shows the secret once) and `/v3/agentcredentials` (each registered agent's own
+/// credential: list, get, revoke by delete).
+enum RegistrationRoutes {
+    static func register(_ control: ControlPlane, in builder: inout RouterBuilder) {
+        var tokens = KindEndpoint<ClusterRegistrationToken>(store: control.registrationTokens)
+        tokens.scope = { (cluster: $0.spec.clusterName, project: nil) }
+        tokens.present = { t in
+            var shown = t
+            shown.spec.secretSHA256 = ""
+            return shown
+        }
+        tokens.disallowed = ["create", "update"]
+        tokens.register(in: &builder) { control.router }
+
+        var credentials = KindEndpoint<AgentCredential>(store: control.agentCredentials)
+        credentials.scope = { (cluster: $0.spec.clusterName, project: nil) }
+        credentials.present = { c in
+            var shown = c
+            shown.spec.secretSHA256 = ""
+            return shown
+        }
+        credentials.disallowed = ["create", "update"]
+        credentials.register(in: &builder) { control.router }
+        let presentCredential = credentials.present
+
+        // POST /v3/agentcredentials/{name}/revoke: the agent's tunnel closes, and its id cannot
+        // register again until the credential is deleted.
+        builder.add("POST", "/v3/agentcredentials/{name}/revoke") { ctx, p in
+            let name = p["name"]!
+            guard let current = try control.agentCredentials.find(name) else {
+                throw APIError.notFound("AgentCredential \"\(name)\" not found")
+            }
+            try control.router.authorize(ctx, Access(verb: "update", resource: AgentCredential.plural, name: name,
+                                                     cluster: current.spec.clusterName))
+            let revoked = try control.agentCredentials.modify(name) { $0.spec.revoked = true }
+            return .json(200, V3Item(presentCredential(revoked)))
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import Logging
+import LariatRuntime
+import LariatStore
+import Synchronization
+
+/// The hub's control plane in one object: the store and its typed views, the informers the
+/// data path reads (clusters, registration tokens, agent credentials), and the router that
+/// serves `/v3`. The hub's HTTPS connections hand it requests (on its own queue, never on a
+/// network loop) and ask it whether an agent may connect.
+public final class ControlPlane: Sendable {
+    public struct Settings: Sendable {
+        /// The URL agents reach this hub at (the import command and manifest carry it).
+        public var serverURL: String
+        public var caPEM: String
+        public var caChecksum: String
+        /// The agent image the import manifest deploys.
+        public var agentImage = "ghcr.io/lariat/lariat-agent:0.1.0"
+        /// How long registration tokens made by `import` stay valid (nil: until deleted).
+        public var registrationTokenTTL: TimeInterval? = nil
+        public init(serverURL: String, caPEM: String, caChecksum: String) {
+            self.serverURL = serverURL
+            self.caPEM = caPEM
+            self.caChecksum = caChecksum
+        }
+    }
+
+    public let settings: Settings
+    public let backend: any StoreBackend
+    public let logger: Logger
+    public let clusters: ObjectStore<Cluster>
+    public let projects: ObjectStore<Project>
+    public let registrationTokens: ObjectStore<ClusterRegistrationToken>
+    public let agentCredentials: ObjectStore<AgentCredential>
+    public let clusterInformer: Informer<Cluster>
+    public let registrationTokenInformer: Informer<ClusterRegistrationToken>
+    public let agentCredentialInformer: Informer<AgentCredential>
+    /// Runs API requests off the network loops; concurrent (SQLite serialises its own writes).
+    public let queue = DispatchQueue(label: "control-plane-api", attributes: .concurrent)
+    private let routerBox = Mutex<Router?>(nil)
+    /// What happens when a cluster is created by a user (bind the creator, say); set by whoever
+    /// assembles the identity kinds.
+    private let onClusterCreated = Mutex<(@Sendable (Object<Cluster>, Principal) -> Void)?>(nil)
+
+    public init(backend: any StoreBackend, settings: Settings, logger: Logger) {
+        self.backend = backend
+        self.settings = settings
+        self.logger = logger
+        clusters = ObjectStore(backend)
+        projects = ObjectStore(backend)
+        registrationTokens = ObjectStore(backend)
+        agentCredentials = ObjectStore(backend)
+        clusterInformer = Informer(store: clusters)
+        registrationTokenInformer = Informer(store: registrationTokens)
+        agentCredentialInformer = Informer(store: agentCredentials)
+    }
+
+    /// Starts the informers and builds the router. `routes` adds the routes of kinds defined
+    /// elsewhere (identities and roles).
+    public func start(authenticator: any Authenticating, authorizer: any Authorizing, audit: any AuditSink,
+                      passwordChangeRequired: @escaping @Sendable (Principal) -> Bool = { _ in false },
+                      routes: (inout RouterBuilder) -> Void = { _ in }) throws(StoreFailure) {
+        try clusterInformer.start()
+        try registrationTokenInformer.start()
+        try agentCredentialInformer.start()
+        var builder = RouterBuilder()
+        ClustersRoute.register(self, in: &builder)
+        ProjectsRoute.register(self, in: &builder)
+        RegistrationRoutes.register(self, in: &builder)
+        routes(&builder)
+        let router = builder.build(authenticator: authenticator, authorizer: authorizer, audit: audit, logger: logger,
+                                   passwordChangeRequired: passwordChangeRequired)
+        routerBox.withLock { $0 = router }
+    }
+
+    public func stop() {
+        clusterInformer.stop()
+        registrationTokenInformer.stop()
+        agentCredentialInformer.stop()
+    }
+
+    public var router: Router {
+        guard let r = routerBox.withLock({ $0 }) else { preconditionFailure("ControlPlane.start was not called") }
+        return r
+    }
+
+    /// Answers one API request on the control plane's queue; `reply` runs there too.
+    public func handle(_ request: APIRequest, reply: @escaping @Sendable (APIResponse) -> Void) {
+        queue.async { [self] in reply(router.handle(request)) }
+    }
+
+    public func whenClusterCreated(_ hook: @escaping @Sendable (Object<Cluster>, Principal) -> Void) {
+        onClusterCreated.withLock { $0 = hook }
+    }
+
+    func clusterCreated(_ cluster: Object<Cluster>, by principal: Principal) {
+        onClusterCreated.withLock { $0 }?(cluster, principal)
+    }
+}
