@@ -11,13 +11,18 @@ public struct Principal: Sendable, Equatable, Codable {
     public var groups: [String]
     /// The Token object that authenticated the request, if any (for audit and revocation).
     public var tokenName: String?
+    /// Set when the token is scoped to one cluster (Rancher's cluster-scoped tokens): the
+    /// authorizer then refuses everything outside that cluster.
+    public var clusterScope: String?
 
-    public init(kind: Kind, name: String, username: String, groups: [String] = [], tokenName: String? = nil) {
+    public init(kind: Kind, name: String, username: String, groups: [String] = [], tokenName: String? = nil,
+                clusterScope: String? = nil) {
         self.kind = kind
         self.name = name
         self.username = username
         self.groups = groups
         self.tokenName = tokenName
+        self.clusterScope = clusterScope
     }
 }
 
@@ -35,11 +40,17 @@ public struct Access: Sendable, Equatable, CustomStringConvertible {
     /// The Kubernetes namespace inside `cluster`, or the Project's name for project objects.
     public var namespace: String?
     public var project: String?
+    /// The User name owning the object (a Token's `spec.userName`, a User's own name), when the
+    /// API knows it: every user may read its own User and manage its own Tokens.
+    public var owner: String?
+    /// A non-resource request (`/healthz`, `/version` through the proxy): the URL path, matched
+    /// against rules' `nonResourceURLs`; `resource` is then empty.
+    public var nonResourcePath: String?
 
     public static let managementGroup = "management.lariat.io"
 
     public init(verb: String, apiGroup: String = Access.managementGroup, resource: String, name: String? = nil,
-                cluster: String? = nil, namespace: String? = nil, project: String? = nil) {
+                cluster: String? = nil, namespace: String? = nil, project: String? = nil, owner: String? = nil) {
         self.verb = verb
         self.apiGroup = apiGroup
         self.resource = resource
@@ -47,10 +58,18 @@ public struct Access: Sendable, Equatable, CustomStringConvertible {
         self.cluster = cluster
         self.namespace = namespace
         self.project = project
+        self.owner = owner
+    }
+
+    /// A request for a non-resource URL (in `cluster` when it goes through the cluster's proxy).
+    public static func nonResource(verb: String, path: String, cluster: String? = nil) -> Access {
+        var a = Access(verb: verb, apiGroup: "", resource: "", cluster: cluster)
+        a.nonResourcePath = path
+        return a
     }
 
     public var description: String {
-        var s = "\(verb) \(apiGroup.isEmpty ? "" : apiGroup + "/")\(resource)"
+        var s = "\(verb) \(apiGroup.isEmpty ? "" : apiGroup + "/")\(nonResourcePath ?? resource)"
         if let name { s += "/\(name)" }
         if let cluster { s += " in cluster \(cluster)" }
         if let namespace { s += " namespace \(namespace)" }
