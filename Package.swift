@@ -63,6 +63,9 @@ let package = Package(
                 dependencies: ["LariatStore", "LariatRuntime", "COpenSSL",
                                .product(name: "Logging", package: "swift-log")],
                 path: "Hub/Sources/LariatControl", swiftSettings: strict),
+        // A child process for the store's durability test: writes, acknowledges, gets SIGKILLed.
+        .executableTarget(name: "lariat-store-probe", dependencies: ["LariatStore"],
+                          path: "Hub/Sources/lariat-store-probe", swiftSettings: strict),
         .target(name: "LariatHub",
                 dependencies: ["LariatTunnel", "LariatRuntime", "LariatProtocol", "LariatHTTP",
                                .product(name: "Logging", package: "swift-log")],

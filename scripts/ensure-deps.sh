@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages Lariat needs, only when they are missing.
-#   scripts/ensure-deps.sh build   libuv, OpenSSL, LZ4 headers (enough to build and test)
+#   scripts/ensure-deps.sh build   libuv, OpenSSL, LZ4, SQLite headers and etcd (enough to build and test)
 #   scripts/ensure-deps.sh bench   + the comparison tools for perf/ (socat, stunnel, sshd, iperf3, valgrind…)
 set -euo pipefail
-want=(libuv1-dev liblz4-dev libssl-dev libsqlite3-dev pkg-config)
+want=(libuv1-dev liblz4-dev libssl-dev libsqlite3-dev etcd-server pkg-config)
 if [ "${1:-build}" = bench ]; then
   want+=(socat stunnel4 openssh-server openssh-client iperf3 valgrind iproute2 nftables python3-matplotlib)
 fi
