@@ -2,6 +2,7 @@
 #define LARIAT_SUPPORT_H
 #include <stddef.h>
 #include <stdint.h>
+#include "MallocControl.h"
 
 /* XOR `len` bytes at `data` with the 4-byte WebSocket masking key, starting at key
    offset `keyOffset` (0..3). Returns the key offset for the next byte, so a payload
