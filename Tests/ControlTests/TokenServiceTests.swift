@@ -74,6 +74,20 @@ final class TokenFixture: Sendable {
         #expect(try f.service.check(bearer: scoped.bearer).get().clusterScope == "c-1")
     }
 
+    /// A token works on the next request, before the watch has brought it (read-your-writes):
+    /// with caches that never sync, the store answers the misses.
+    @Test func aFreshTokenWorksBeforeTheCacheHasIt() throws {
+        let t = try AuthTestStore()
+        _ = try t.store(User.self).create(Object(name: "u-erin", spec: User.Spec(username: "erin")))
+        let unsynced = TokenService(tokens: Informer(store: t.store()), users: Informer(store: t.store()))
+        let issued = try unsynced.issue(userName: "u-erin")
+        #expect(try unsynced.check(bearer: issued.bearer).get().name == "u-erin")
+        var settings = TokenService.Settings()
+        settings.readStoreOnMiss = false
+        let cacheOnly = TokenService(tokens: Informer(store: t.store()), users: Informer(store: t.store()), settings: settings)
+        #expect(cacheOnly.check(bearer: issued.bearer) == .failure(.unknown(token: issued.token.name)))
+    }
+
     @Test func refusalsSayWhyOnlyToTheAudit() throws {
         let f = try TokenFixture()
         let issued = try f.service.issue(userName: "u-alice")
@@ -110,6 +124,12 @@ final class TokenFixture: Sendable {
         #expect((try? f.service.check(bearer: uncapped.bearer).get()) != nil)
         f.clock.advance(3540)
         #expect(f.service.check(bearer: uncapped.bearer) == .failure(.expired(token: uncapped.token.name, at: uncapped.token.spec.expiresAt!)))
+
+        // Milliseconds survive the store (its dates are whole seconds otherwise).
+        f.clock.advance(0.25)
+        let subsecond = try f.service.issue(userName: "u-alice", ttl: 1.5)
+        let stored = try f.service.tokens.store.get(subsecond.token.name).spec.expiresAt
+        #expect(abs(try #require(stored).timeIntervalSince(subsecond.token.spec.expiresAt!)) < 0.001)
 
         // Without a maximum, a token with no TTL never expires.
         let g = try TokenFixture()
@@ -159,7 +179,9 @@ final class TokenFixture: Sendable {
 
     /// `lastUsedAt` is written once per resolution in the background, never on every use.
     @Test func lastUseIsRecordedCoarsely() throws {
-        let f = try TokenFixture()
+        var settings = TokenService.Settings()
+        settings.recordLastUsed = true
+        let f = try TokenFixture(settings: settings)
         let issued = try f.service.issue(userName: "u-alice")
         f.awaitCached(issued.token.name)
         _ = f.service.check(bearer: issued.bearer)
@@ -178,9 +200,7 @@ final class TokenFixture: Sendable {
 
     /// The cost of one check with 10,000 tokens in the store (printed, not asserted).
     @Test func checkCostWithTenThousandTokens() throws {
-        var settings = TokenService.Settings()
-        settings.recordLastUsed = false
-        let f = try TokenFixture(settings: settings, memory: true)
+        let f = try TokenFixture(memory: true)
         let tokens = f.service.tokens.store
         // Created straight in the store (one digest each), not through `issue`, to save time;
         // every 100th keeps its secret for the measurement.

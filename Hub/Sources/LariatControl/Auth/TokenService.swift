@@ -49,8 +49,12 @@ public final class TokenService: Authenticating {
         /// `status.lastUsedAt` is written at most once per this interval per token, off the
         /// request's path: never a store write on every use.
         public var lastUsedResolution: TimeInterval = 3600
-        /// Whether to record `lastUsedAt` at all.
-        public var recordLastUsed = true
+        /// Whether to record `lastUsedAt` at all. Off by default: the background write moves the
+        /// token's resourceVersion, so an API update or delete racing it gets 409 and must retry.
+        public var recordLastUsed = false
+        /// Whether a token or user missing from the caches is looked up in the store (so a
+        /// token works on the request right after the one that issued it).
+        public var readStoreOnMiss = true
         /// Attempts at a fresh random name when one is taken (14 million names: collisions are rare).
         public var nameAttempts = 8
         public init() {}
@@ -107,8 +111,19 @@ public final class TokenService: Authenticating {
     }
 
     /// Revokes a token: deleting the object is the revocation (the watch tells every hub).
-    public func revoke(_ name: String) throws(StoreFailure) {
-        try tokens.store.delete(name)
+    public func revoke(_ name: String, attempts: Int = 8) throws(StoreFailure) {
+        var lastError = StoreFailure.unavailable("no attempt made")
+        for _ in 0..<max(1, attempts) {
+            do {
+                try tokens.store.delete(name)
+                return
+            } catch {
+                // A concurrent write (a `lastUsedAt` record) moved the revision: read again.
+                guard case .conflict = error else { throw error }
+                lastError = error
+            }
+        }
+        throw lastError
     }
 
     public func authenticate(bearer: String) -> AuthenticationResult {
@@ -121,7 +136,7 @@ public final class TokenService: Authenticating {
     /// The principal a bearer stands for, or why it is refused.
     public func check(bearer: String) -> Result<Principal, TokenFailure> {
         guard let (name, secret) = TokenFormat.parse(bearer) else { return .failure(.malformed) }
-        guard let token = tokens.get(name), !token.metadata.isBeingDeleted else { return .failure(.unknown(token: name)) }
+        guard let token = cached(name, tokens), !token.metadata.isBeingDeleted else { return .failure(.unknown(token: name)) }
         let spec = token.spec
         let presented = Array(TokenFormat.digest(secret: secret).utf8)
         guard Digest.constantTimeEquals(presented, Array(spec.secretDigest.utf8)) else {
@@ -130,7 +145,7 @@ public final class TokenService: Authenticating {
         let now = clock()
         if let expiry = spec.expiresAt, expiry <= now { return .failure(.expired(token: name, at: expiry)) }
         guard spec.enabled else { return .failure(.tokenDisabled(token: name)) }
-        guard let user = users.get(spec.userName), !user.metadata.isBeingDeleted else {
+        guard let user = cached(spec.userName, users), !user.metadata.isBeingDeleted else {
             return .failure(.userUnknown(token: name, user: spec.userName))
         }
         guard user.spec.enabled else { return .failure(.userDisabled(token: name, user: spec.userName)) }
@@ -138,6 +153,16 @@ public final class TokenService: Authenticating {
         return .success(Principal(kind: .user, name: user.name, username: user.spec.username,
                                   groups: user.spec.groups + [Self.authenticatedGroup],
                                   tokenName: name, clusterScope: spec.clusterName))
+    }
+
+    /// The object from the cache, or — when the cache has not seen it yet — from the store: a
+    /// token issued a moment ago (by this hub or another) works on the very next request, before
+    /// the watch has delivered it. Only well-formed names get here, and failed attempts are
+    /// throttled by the front door, so the misses cost one indexed read each.
+    private func cached<R: Resource>(_ name: String, _ informer: Informer<R>) -> Object<R>? {
+        if let o = informer.get(name) { return o }
+        guard settings.readStoreOnMiss else { return nil }
+        return try? informer.store.find(name)
     }
 
     /// Records `lastUsedAt` in the background when the stored one is older than the resolution.

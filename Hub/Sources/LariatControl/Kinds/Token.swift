@@ -40,12 +40,40 @@ public enum Token: Resource {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             userName = try c.decode(String.self, forKey: .userName)
             description = try c.decodeIfPresent(String.self, forKey: .description) ?? ""
-            expiresAt = try c.decodeIfPresent(Date.self, forKey: .expiresAt)
+            expiresAt = try Self.decodeInstant(c, .expiresAt)
             ttlMillis = try c.decodeIfPresent(Int64.self, forKey: .ttlMillis) ?? 0
             secretDigest = try c.decodeIfPresent(String.self, forKey: .secretDigest) ?? ""
             isDerived = try c.decodeIfPresent(Bool.self, forKey: .isDerived) ?? false
             clusterName = try c.decodeIfPresent(String.self, forKey: .clusterName)
             enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? true
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case userName, description, expiresAt, ttlMillis, secretDigest, isDerived, clusterName, enabled
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(userName, forKey: .userName)
+            try c.encode(description, forKey: .description)
+            // With milliseconds: TTLs are given in milliseconds, and the store's whole-second
+            // dates would cut up to a second off every token's life.
+            try c.encodeIfPresent(expiresAt.map { $0.formatted(Self.instantFormat) }, forKey: .expiresAt)
+            try c.encode(ttlMillis, forKey: .ttlMillis)
+            try c.encode(secretDigest, forKey: .secretDigest)
+            try c.encode(isDerived, forKey: .isDerived)
+            try c.encodeIfPresent(clusterName, forKey: .clusterName)
+            try c.encode(enabled, forKey: .enabled)
+        }
+
+        static let instantFormat = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
+        /// An ISO 8601 instant with or without fractional seconds.
+        static func decodeInstant(_ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys) throws -> Date? {
+            guard let text = try c.decodeIfPresent(String.self, forKey: key) else { return nil }
+            if let d = try? instantFormat.parse(text) { return d }
+            if let d = try? Date.ISO8601FormatStyle().parse(text) { return d }
+            throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "not an ISO 8601 instant")
         }
     }
 
