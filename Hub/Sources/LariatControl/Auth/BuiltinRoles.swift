@@ -112,6 +112,14 @@ public enum BuiltinRoles {
                                                             roleTemplateName: "cluster-owner"))
     }
 
+    /// The binding that makes a project's creator its owner (Rancher's `creator-project-owner`).
+    public static func projectCreatorBinding(project: String, creator userName: String) -> Object<ProjectRoleTemplateBinding> {
+        let id = Digest.sha256Hex("\(project)\u{0}\(userName)").prefix(12)
+        return Object(name: "prtb-creator-\(id)",
+                      spec: ProjectRoleTemplateBinding.Spec(projectName: project, userName: userName,
+                                                            roleTemplateName: "project-owner"))
+    }
+
     /// The bindings a new user gets: one per GlobalRole marked `newUserDefault` (`user` by default).
     public static func newUserBindings(userName: String, roles: [Object<GlobalRole>]) -> [Object<GlobalRoleBinding>] {
         roles.filter(\.spec.newUserDefault).map { role in
