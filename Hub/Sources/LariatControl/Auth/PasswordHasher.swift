@@ -7,8 +7,8 @@ import LariatRuntime
 /// the login path then stores a new hash of the password it just checked.
 public struct PasswordHasher: Sendable {
     public struct Settings: Sendable, Equatable {
-        /// log2 of scrypt's cost N. 15 (32 MiB with r = 8) took ~0.1 s per hash on an idle core
-        /// of the 2-core test machine, 0.4–0.8 s when it was loaded; tests lower it.
+        /// log2 of scrypt's cost N. 15 (32 MiB with r = 8) took 0.31–0.39 s per hash on the shared
+        /// 2-core test machine under a load average of 8–9 (less when idle); tests lower it.
         public var logN = 15
         /// scrypt's block size.
         public var r = 8
