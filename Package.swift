@@ -67,7 +67,7 @@ let package = Package(
         .executableTarget(name: "lariat-store-probe", dependencies: ["LariatStore"],
                           path: "Hub/Sources/lariat-store-probe", swiftSettings: strict),
         .target(name: "LariatHub",
-                dependencies: ["LariatTunnel", "LariatRuntime", "LariatProtocol", "LariatHTTP",
+                dependencies: ["LariatTunnel", "LariatRuntime", "LariatProtocol", "LariatHTTP", "LariatControl", "LariatStore",
                                .product(name: "Logging", package: "swift-log")],
                 path: "Hub/Sources/LariatHub", swiftSettings: strict),
         .executableTarget(name: "lariat-hub",

@@ -18,6 +18,13 @@ public struct AgentRegistration: Codable, Sendable, Equatable {
     public var agentID: String
     public var role: String
     public var token: String
+
+    public init(cluster: String, agentID: String, role: String, token: String) {
+        self.cluster = cluster
+        self.agentID = agentID
+        self.role = role
+        self.token = token
+    }
 }
 
 public struct IssuedAgentCredential: Codable, Sendable, Equatable {

@@ -35,6 +35,8 @@ public final class ControlPlane: Sendable {
     public let clusterInformer: Informer<Cluster>
     public let registrationTokenInformer: Informer<ClusterRegistrationToken>
     public let agentCredentialInformer: Informer<AgentCredential>
+    /// Projects' cache; started with the authorizer's caches (`RBACInformers`), which share it.
+    public let projectInformer: Informer<Project>
     /// Runs API requests off the network loops; concurrent (SQLite serialises its own writes).
     public let queue = DispatchQueue(label: "control-plane-api", attributes: .concurrent)
     private let routerBox = Mutex<Router?>(nil)
@@ -53,6 +55,7 @@ public final class ControlPlane: Sendable {
         clusterInformer = Informer(store: clusters)
         registrationTokenInformer = Informer(store: registrationTokens)
         agentCredentialInformer = Informer(store: agentCredentials)
+        projectInformer = Informer(store: projects)
     }
 
     /// Starts the informers and builds the router. `routes` adds the routes of kinds defined

@@ -85,6 +85,21 @@ public struct ObjectStore<R: Resource>: Sendable {
     /// Returns nil when the object is gone.
     @discardableResult
     public func delete(_ name: String, resourceVersion: String? = nil) throws(StoreFailure) -> Object<R>? {
+        // Without a version the caller means "whatever it is now": a write landing between our
+        // read and our delete is no reason to fail, so try again on the newer version.
+        guard resourceVersion?.isEmpty ?? true else { return try deleteOnce(name, resourceVersion: resourceVersion) }
+        var attempts = 0
+        while true {
+            do {
+                return try deleteOnce(name, resourceVersion: nil)
+            } catch {
+                attempts += 1
+                guard case .conflict = error, attempts < 8 else { throw error }
+            }
+        }
+    }
+
+    private func deleteOnce(_ name: String, resourceVersion: String?) throws(StoreFailure) -> Object<R>? {
         var o = try get(name)
         if let rv = resourceVersion, !rv.isEmpty, rv != o.metadata.resourceVersion {
             throw .conflict(o.key, expected: Int64(rv) ?? 0, actual: o.revision)

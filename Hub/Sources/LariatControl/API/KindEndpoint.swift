@@ -19,6 +19,8 @@ public struct KindEndpoint<R: Resource>: Sendable {
     public var owner: @Sendable (Object<R>) -> String? = { _ in nil }
     /// Refuses a delete (built-in roles, say) with the reason.
     public var refuseDelete: @Sendable (Object<R>) -> String? = { _ in nil }
+    /// The cache of this kind the control plane reads from, told of writes at once.
+    public var informer: Informer<R>?
     /// Runs after a successful create (a creator's binding, say).
     public var afterCreate: @Sendable (RequestContext, Object<R>) -> Void = { _, _ in }
     /// What clients see of an object (secrets' digests removed, say).
@@ -94,6 +96,7 @@ public struct KindEndpoint<R: Resource>: Sendable {
         let errors = validate(o)
         guard errors.isEmpty else { throw APIError.invalid(errors) }
         let created = try store.create(o)
+        informer?.remember(created)
         afterCreate(ctx, created)
         return .json(201, V3Item(present(created)))
     }
@@ -122,7 +125,9 @@ public struct KindEndpoint<R: Resource>: Sendable {
         guard s1.cluster == s2.cluster, s1.project == s2.project else {
             throw APIError.invalid([FieldError("spec", "the cluster or project of an object cannot change")])
         }
-        return .json(200, V3Item(present(try store.update(o))))
+        let updated = try store.update(o)
+        informer?.remember(updated)
+        return .json(200, V3Item(present(updated)))
     }
 
     public func delete(_ ctx: RequestContext, _ router: Router, _ name: String) throws -> APIResponse {
@@ -134,8 +139,11 @@ public struct KindEndpoint<R: Resource>: Sendable {
         try router.authorize(ctx, access("delete", current))
         if let why = refuseDelete(current) { throw APIError.forbidden(why) }
         if let marked = try store.delete(name, resourceVersion: ctx.request.query["resourceVersion"]) {
+            informer?.remember(marked)
             return .json(202, V3Item(present(marked)))  // finalizers still to run
         }
+        // The deletion's revision is above the object's; the watch event follows with the exact one.
+        informer?.forget(current, revision: current.revision + 1)
         return .json(200, V3Item(present(current)))
     }
 

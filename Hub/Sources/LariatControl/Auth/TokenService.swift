@@ -96,6 +96,7 @@ public final class TokenService: Authenticating {
             let name = TokenFormat.newName()
             do {
                 let created = try tokens.store.create(Object<Token>(name: name, spec: spec))
+                tokens.remember(created)
                 return IssuedToken(token: created, bearer: TokenFormat.bearer(name: name, secret: secret))
             } catch {
                 guard case .alreadyExists = error else { throw error }

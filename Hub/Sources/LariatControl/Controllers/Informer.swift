@@ -83,12 +83,35 @@ public final class Informer<R: Resource>: Sendable {
         guard fresh else { return }
         switch event.type {
         case .added, .modified:
-            cache.withLock { $0[o.name] = o }
+            // `remember` may already hold this version, or a newer one.
+            cache.withLock { c in if (c[o.name]?.revision ?? 0) < o.revision { c[o.name] = o } }
             notify(.upserted(o))
         case .deleted:
-            cache.withLock { $0[o.name] = nil }
+            cache.withLock { c in if (c[o.name]?.revision ?? 0) <= o.revision { c[o.name] = nil } }
             notify(.deleted(o))
         }
+    }
+
+    /// Read-your-writes: the control plane puts what it just wrote into the cache at once, so
+    /// the next request (a token used right after login) does not race the watch. The watch's
+    /// own event for the write follows and notifies the handlers as usual.
+    public func remember(_ o: Object<R>) {
+        let newer = cache.withLock { c -> Bool in
+            guard (c[o.name]?.revision ?? 0) < o.revision else { return false }
+            c[o.name] = o
+            return true
+        }
+        if newer { notify(.upserted(o)) }
+    }
+
+    /// Read-your-writes for a deletion the control plane just made (at `revision`).
+    public func forget(_ o: Object<R>, revision: Int64) {
+        let removed = cache.withLock { c -> Bool in
+            guard let cached = c[o.name], cached.revision < revision else { return false }
+            c[o.name] = nil
+            return true
+        }
+        if removed { notify(.deleted(o)) }
     }
 
     private func notify(_ change: Change) {

@@ -10,6 +10,7 @@ enum ClustersRoute {
         endpoint.validate = Cluster.validate
         endpoint.scope = { (cluster: $0.name, project: nil) }
         endpoint.afterCreate = { ctx, cluster in control.clusterCreated(cluster, by: ctx.caller) }
+        endpoint.informer = control.clusterInformer
         endpoint.register(in: &builder) { control.router }
 
         // POST /v3/clusters/{name}/import: a new registration token and the

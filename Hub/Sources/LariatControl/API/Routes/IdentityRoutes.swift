@@ -6,10 +6,11 @@ public struct IdentityRoutes: Sendable {
     let tokens: TokenService
     let users: Informer<User>
     let rbac: RBACInformers
+    let hasher: PasswordHasher
 
     public static func register(control: ControlPlane, tokens: TokenService, users: Informer<User>, rbac: RBACInformers,
-                                in builder: inout RouterBuilder) {
-        let identity = IdentityRoutes(control: control, tokens: tokens, users: users, rbac: rbac)
+                                hasher: PasswordHasher, in builder: inout RouterBuilder) {
+        let identity = IdentityRoutes(control: control, tokens: tokens, users: users, rbac: rbac, hasher: hasher)
         LoginRoute.register(identity, in: &builder)
         UsersRoute.register(identity, in: &builder)
         TokensRoute.register(identity, in: &builder)

@@ -23,7 +23,7 @@ enum LoginRoute {
     }
 
     static func register(_ identity: IdentityRoutes, in builder: inout RouterBuilder) {
-        let hasher = PasswordHasher()
+        let hasher = identity.hasher
         builder.add("POST", "/v3-public/localProviders/local", public: true) { ctx, _ in
             guard ctx.request.query["action"] == "login" else {
                 throw APIError.badRequest("the local provider's only action is ?action=login")

@@ -13,6 +13,7 @@ enum ProjectsRoute {
             return errors
         }
         endpoint.scope = { (cluster: $0.spec.clusterName, project: $0.name) }
+        endpoint.informer = control.projectInformer
         endpoint.register(in: &builder) { control.router }
     }
 }

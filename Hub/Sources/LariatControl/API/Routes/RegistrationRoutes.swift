@@ -1,4 +1,5 @@
 import Foundation
+import LariatRuntime
 import LariatStore
 
 /// `/v3/clusterregistrationtokens` (list, get, delete; new ones come from a cluster's `import`
@@ -14,6 +15,7 @@ enum RegistrationRoutes {
             return shown
         }
         tokens.disallowed = ["create", "update"]
+        tokens.informer = control.registrationTokenInformer
         tokens.register(in: &builder) { control.router }
 
         var credentials = KindEndpoint<AgentCredential>(store: control.agentCredentials)
@@ -24,8 +26,18 @@ enum RegistrationRoutes {
             return shown
         }
         credentials.disallowed = ["create", "update"]
+        credentials.informer = control.agentCredentialInformer
         credentials.register(in: &builder) { control.router }
         let presentCredential = credentials.present
+
+        // POST /v3-public/agentregistrations: an agent trades its cluster's registration token
+        // for a credential of its own (the token in the body authenticates the request).
+        builder.add("POST", "/v3-public/agentregistrations", public: true) { ctx, _ in
+            let r = try BodyDecoding.decode(AgentRegistration.self, from: ctx.request.body)
+            ctx.access = Access(verb: "create", resource: AgentCredential.plural, cluster: r.cluster)
+            ctx.decisionReason = "registration of agent \(r.agentID.logQuoted)"
+            return .json(201, try control.registerAgent(r))
+        }
 
         // POST /v3/agentcredentials/{name}/revoke: the agent's tunnel closes, and its id cannot
         // register again until the credential is deleted.

@@ -8,11 +8,13 @@ enum RolesRoutes {
         var global = KindEndpoint<GlobalRole>(store: identity.rbac.globalRoles.store)
         global.validate = GlobalRole.validate
         global.refuseDelete = { $0.spec.builtin ? "\($0.name) is a built-in role" : nil }
+        global.informer = identity.rbac.globalRoles
         global.register(in: &builder) { control.router }
 
         var templates = KindEndpoint<RoleTemplate>(store: identity.rbac.roleTemplates.store)
         templates.validate = RoleTemplate.validate
         templates.refuseDelete = { $0.spec.builtin ? "\($0.name) is a built-in role template" : nil }
+        templates.informer = identity.rbac.roleTemplates
         templates.register(in: &builder) { control.router }
     }
 }
@@ -34,6 +36,7 @@ enum BindingsRoutes {
             return errors
         }
         global.prepareCreate = { _, b in if b.metadata.name.isEmpty { b.metadata.name = "grb-" + SecureRandomName.make() } }
+        global.informer = rbac.globalRoleBindings
         global.register(in: &builder) { control.router }
 
         var cluster = KindEndpoint<ClusterRoleTemplateBinding>(store: rbac.clusterBindings.store)
@@ -47,6 +50,7 @@ enum BindingsRoutes {
             return errors
         }
         cluster.prepareCreate = { _, b in if b.metadata.name.isEmpty { b.metadata.name = "crtb-" + SecureRandomName.make() } }
+        cluster.informer = rbac.clusterBindings
         cluster.register(in: &builder) { control.router }
 
         var project = KindEndpoint<ProjectRoleTemplateBinding>(store: rbac.projectBindings.store)
@@ -60,6 +64,7 @@ enum BindingsRoutes {
             return errors
         }
         project.prepareCreate = { _, b in if b.metadata.name.isEmpty { b.metadata.name = "prtb-" + SecureRandomName.make() } }
+        project.informer = rbac.projectBindings
         project.register(in: &builder) { control.router }
     }
 

@@ -63,6 +63,7 @@ enum TokensRoute {
             return .json(201, Created(item: V3Item(present(issued.token)), token: issued.bearer))
         }
         endpoint.disallowed = ["create"]
+        endpoint.informer = identity.tokens.tokens
         endpoint.register(in: &builder) { control.router }
     }
 }

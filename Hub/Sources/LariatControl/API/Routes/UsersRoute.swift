@@ -24,7 +24,7 @@ enum UsersRoute {
     static func register(_ identity: IdentityRoutes, in builder: inout RouterBuilder) {
         let control = identity.control
         let users = identity.users.store
-        let hasher = PasswordHasher()
+        let hasher = identity.hasher
         var endpoint = KindEndpoint<User>(store: users)
         endpoint.validate = User.validate
         endpoint.owner = { $0.name }
@@ -61,6 +61,7 @@ enum UsersRoute {
                     u.spec.passwordHash = hasher.hash(body.newPassword)
                     u.spec.mustChangePassword = false
                 }
+                identity.users.remember(updated)
                 return .json(200, V3Item(present(updated)))
             }
             let body = try BodyDecoding.decode(NewUser.self, from: ctx.request.body)
@@ -75,8 +76,9 @@ enum UsersRoute {
             guard errors.isEmpty else { throw APIError.invalid(errors) }
             user.spec.passwordHash = hasher.hash(body.password)
             let created = try users.create(user)
+            identity.users.remember(created)
             for b in BuiltinRoles.newUserBindings(userName: created.name, roles: identity.rbac.globalRoles.items) {
-                _ = try? identity.rbac.globalRoleBindings.store.create(b)
+                if let made = try? identity.rbac.globalRoleBindings.store.create(b) { identity.rbac.globalRoleBindings.remember(made) }
             }
             return .json(201, V3Item(present(created)))
         }
@@ -92,9 +94,11 @@ enum UsersRoute {
                 u.spec.passwordHash = hasher.hash(body.newPassword)
                 u.spec.mustChangePassword = true
             }
+            identity.users.remember(updated)
             return .json(200, V3Item(present(updated)))
         }
         endpoint.disallowed = ["create"]
+        endpoint.informer = identity.users
         endpoint.register(in: &builder) { control.router }
     }
 }
