@@ -12,9 +12,10 @@ import LariatRuntime
 /// 347 → 425 MiB over three floods of 5,000). Not a leak: malloc_trim(0) took 224 MiB back
 /// to 33 MiB. `perf/results/flood.json` has the figures, `perf/scripts/flood.py` the flood.
 public struct MemoryTrimSettings: Sendable {
-    /// How often the hub looks at its memory, in milliseconds (one read of /proc/self/statm
-    /// and glibc's totals). 0 turns trimming off.
-    public var checkIntervalMilliseconds: UInt64 = 5_000
+    /// How often the hub looks at its memory, in milliseconds: one read of /proc/self/statm
+    /// and glibc's totals, about 1.5 ms just after a flood of 5,000 connections. A trim comes
+    /// two checks after a mass close has ended. 0 turns trimming off.
+    public var checkIntervalMilliseconds: UInt64 = 2_000
     /// How much freed memory is worth a trim. Smaller amounts stay with the allocator, which
     /// reuses them without page faults; 16 MiB is about 400 closed TLS connections.
     public var thresholdBytes = 16 << 20
@@ -26,27 +27,33 @@ public struct MemoryTrimSettings: Sendable {
 /// resident memory not backed by files (heap, stacks) and the heap in use, it trims when
 /// memory the program used has been freed and is likely still resident:
 /// - the heap in use fell by the threshold from its highest point since the last trim
-///   (connections closed; when a check falls in the middle of a mass close, the next check
-///   trims what was freed after it), or
+///   (connections closed), or
 /// - the process grew by the threshold since the last trim and that much of it is not in use
-///   (a flood that came and went between two checks).
-/// Memory resident because it is in use never triggers a trim: a hub ramping up under load is
-/// left alone.
+///   (a flood that came and went between two checks);
+/// and only once the heap in use has stopped falling, so that a mass close is trimmed once,
+/// when it is over, not halfway through. Memory resident because it is in use never triggers
+/// a trim: a hub ramping up under load is left alone.
 struct MemoryTrimPolicy: Sendable {
     let thresholdBytes: Int
     private(set) var peakInUseBytes: Int
+    private(set) var lastInUseBytes: Int
     /// The resident size after the last trim, lowered whenever the process shrinks on its own.
     private(set) var baselineResidentBytes: Int
 
     init(thresholdBytes: Int, residentBytes: Int, heapInUseBytes: Int) {
-        self.thresholdBytes = max(1, thresholdBytes)
+        self.thresholdBytes = max(4, thresholdBytes)
         peakInUseBytes = heapInUseBytes
+        lastInUseBytes = heapInUseBytes
         baselineResidentBytes = residentBytes
     }
 
     mutating func shouldTrim(residentBytes: Int, heapInUseBytes: Int) -> Bool {
         peakInUseBytes = max(peakInUseBytes, heapInUseBytes)
         baselineResidentBytes = min(baselineResidentBytes, residentBytes)
+        // Falling by a quarter of the threshold since the last check: connections are still closing.
+        let stillFalling = lastInUseBytes - heapInUseBytes >= thresholdBytes / 4
+        lastInUseBytes = heapInUseBytes
+        guard !stillFalling else { return false }
         let freed = peakInUseBytes - heapInUseBytes
         let grown = residentBytes - baselineResidentBytes
         return freed >= thresholdBytes || (grown >= thresholdBytes && residentBytes - heapInUseBytes >= thresholdBytes)
@@ -64,7 +71,7 @@ struct MemoryTrimPolicy: Sendable {
 ///
 /// Costs: a check reads /proc/self/statm and asks glibc for its totals (a walk of the free
 /// lists under each arena's lock); a trim walks every arena and madvises its free pages away,
-/// holding each arena's lock meanwhile — 30 to 140 ms after a flood of 5,000 connections, during
+/// holding each arena's lock meanwhile — 60 to 80 ms after a flood of 5,000 connections, during
 /// which that arena's thread waits to allocate. Hence trims only after memory was freed.
 public final class MemoryTrimmer {
     private let timer: UVTimer
