@@ -39,7 +39,7 @@ public final class Hub {
         self.configuration = configuration
         self.logger = logger
         let dir = configuration.dataDirectory
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try DataFolder.prepare(dir)
         let certs = CertificateStore(directory: dir + "/tls")
         try FileManager.default.createDirectory(atPath: certs.directory, withIntermediateDirectories: true)
         let ca = try certs.loadOrCreateAuthority(commonName: "Lariat hub CA")
@@ -51,8 +51,11 @@ public final class Hub {
                                                              ipAddresses: ips)
         let tls = try TLSContext.server(certificatePEM: serving.certificatePEM, privateKeyPEM: serving.privateKeyPEM,
                                         chainPEM: ca.certificatePEM)
+        let metrics = HubMetrics(settings: configuration.metrics)
+        let metricsEndpoint = MetricsEndpoint(metrics: metrics)
         let opened = try HubControl.open(configuration: configuration, caPEM: ca.certificatePEM,
-                                         caChecksum: Digest.sha256Hex(ca.certificatePEM), logger: logger)
+                                         caChecksum: Digest.sha256Hex(ca.certificatePEM), logger: logger,
+                                         metrics: metrics, extraRoutes: metricsEndpoint.register)
         control = opened
         if let token = opened.bootstrapClusterToken, let name = configuration.bootstrapCluster {
             bootstrapToken = token
@@ -67,7 +70,8 @@ public final class Hub {
         acceptor = UVLoop(name: "hub-acceptor")
         group = LoopGroup(count: max(1, configuration.loops), namePrefix: "hub-worker")
         shared = HubShared(configuration: configuration, control: opened.control, registry: AgentRegistry(), tls: tls,
-                           caPEM: ca.certificatePEM, adminTokenSHA256: admin.sha256Hex, logger: logger)
+                           caPEM: ca.certificatePEM, adminTokenSHA256: admin.sha256Hex, logger: logger, metrics: metrics)
+        metricsEndpoint.attach(shared)
         var ws: [LoopBound<HubWorker>] = []
         for (i, loop) in group.loops.enumerated() {
             ws.append(LoopBound(HubWorker(index: i, loop: loop, hub: shared), loop: loop))
@@ -178,7 +182,9 @@ public final class Hub {
             self.logger.notice("signal \(signal): draining")
             self.beginShutdown()
         }
+        let trimmer = MemoryTrimmer.start(loop: acceptor, settings: configuration.memoryTrim, logger: logger)
         acceptor.run()
+        withExtendedLifetime(trimmer) {}
         group.shutdown()
         acceptor.close()
     }

@@ -7,7 +7,7 @@ public struct HubConfiguration: Sendable {
     public var listenHost = "0.0.0.0"
     public var listenPort = 8443
     /// Holds the CA, the serving certificate, the cluster store and the admin token's digest.
-    public var dataDirectory = "./lariat-data"
+    public var dataDirectory = DataFolder.defaultPath()
     /// Worker loops; accepted connections are spread across them.
     public var loops = LoopGroup.coreCount
     /// Extra DNS names / IPs for the serving certificate (localhost and 127.0.0.1 are always in).
@@ -15,9 +15,17 @@ public struct HubConfiguration: Sendable {
     public var forwards: [ForwardSpec] = []
     /// How long a draining hub waits for open streams before it exits anyway.
     public var drainTimeoutMilliseconds: UInt64 = 10_000
-    public var session = SessionConfig()
+    /// `/metrics`: who may read it, histogram buckets.
+    public var metrics = MetricsSettings()
+    public var session: SessionConfig = {
+        var s = SessionConfig()
+        s.software = LariatVersion.software("lariat-hub")  // announced in WELCOME
+        return s
+    }()
     /// Timeouts, connection caps and throttles for the HTTPS port.
     public var limits = FrontDoorLimits()
+    /// When free heap memory is given back to the kernel (after connection floods).
+    public var memoryTrim = MemoryTrimSettings()
     /// On first start with no clusters, create this one and print its token.
     public var bootstrapCluster: String? = "local"
     /// Where the control plane keeps its objects.
