@@ -10,7 +10,7 @@
 //   1. ProxyServer.parse either fails or gives a non-empty host and a port in 1...65535;
 //      the URL written back from the result (credentials percent-encoded, IPv6 in brackets)
 //      parses to the same server;
-//   2. neither the server's description nor a parse error shows the password;
+//   2. neither the server's description nor the URL as errors quote it shows the password;
 //   3. every NO_PROXY entry bypasses the host it was written for (the name and names below
 //      it, the address or block), on its port; `*` bypasses everything; localhost always;
 //   4. matching ignores ASCII case and trailing dots of the host;
@@ -70,8 +70,11 @@ func checkProxyURL(_ text: String) {
     do {
         server = try ProxyServer.parse(text)
     } catch {
-        // A password of a few characters may also occur elsewhere in the URL by chance.
-        if let pw = writtenPassword(text), pw.utf8.count >= 4, error.description.contains(pw),
+        // Every error message quotes the URL through `redacted`. (The whole message is not
+        // checked: its own text can complete a short password by chance, "@:-" + ": no proxy
+        // host" containing "@:-:".) A password may also occur elsewhere in the URL by chance.
+        let shown = ProxyServer.redacted(text)
+        if let pw = writtenPassword(text), pw.utf8.count >= 4, shown.contains(pw),
            !text.replacingFirst(pw, with: "").contains(pw) {
             violated("error-hides-password", "\(error.description)")
         }

@@ -6,7 +6,7 @@ import sys
 
 for path in sys.argv[1:]:
     text = open(path, errors="replace").read()
-    name = re.sub(r"^.*fuzz-(.*)\.log$", r"\1", path)
+    name = re.sub(r"^.*(?:fuzz|final)-(.*)\.log$", r"\1", path)
     runs = re.findall(r"stat::number_of_executed_units: (\d+)", text)
     done = re.findall(r"Done (\d+) runs in (\d+) second", text)
     status = re.findall(r"^#\d+\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)/(\S+)", text, re.M)
