@@ -4,14 +4,15 @@
 # Both install missing system packages first.
 
 LISTEN ?= 0.0.0.0:8443
-DATA   ?= ./lariat-data
+# Empty: the hub's default ($XDG_DATA_HOME/lariat, /var/lib/lariat as root, ~/.local/share/lariat).
+DATA   ?=
 
 .PHONY: hub agent test build release bench bench-quick corebench fuzz clean
 
 hub:
 	scripts/ensure-deps.sh build
 	swift build -c release --product lariat-hub
-	.build/release/lariat-hub serve --listen $(LISTEN) --data $(DATA)
+	.build/release/lariat-hub serve --listen $(LISTEN) $(if $(DATA),--data $(DATA))
 
 # The suite takes seconds; the cap turns a hang into a clear failure instead of a stalled CI.
 test:

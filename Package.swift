@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CLibUV", path: "Sources/CLibUV", pkgConfig: "libuv",
@@ -61,14 +63,17 @@ let package = Package(
         // The control plane: kinds, authentication, authorization, controllers and the /v3 API.
         .target(name: "LariatControl",
                 dependencies: ["LariatStore", "LariatRuntime", "COpenSSL",
-                               .product(name: "Logging", package: "swift-log")],
+                               .product(name: "Logging", package: "swift-log"),
+                               .product(name: "CoreMetrics", package: "swift-metrics")],
                 path: "Hub/Sources/LariatControl", swiftSettings: strict),
         // A child process for the store's durability test: writes, acknowledges, gets SIGKILLed.
         .executableTarget(name: "lariat-store-probe", dependencies: ["LariatStore"],
                           path: "Hub/Sources/lariat-store-probe", swiftSettings: strict),
         .target(name: "LariatHub",
                 dependencies: ["LariatTunnel", "LariatRuntime", "LariatProtocol", "LariatHTTP", "LariatControl", "LariatStore",
-                               .product(name: "Logging", package: "swift-log")],
+                               .product(name: "Logging", package: "swift-log"),
+                               .product(name: "CoreMetrics", package: "swift-metrics"),
+                               .product(name: "Prometheus", package: "swift-prometheus")],
                 path: "Hub/Sources/LariatHub", swiftSettings: strict),
         .executableTarget(name: "lariat-hub",
                           dependencies: ["LariatHub",

@@ -14,6 +14,7 @@ public enum HandshakeTag: UInt8, Sendable {
     case software = 10         // UTF-8, e.g. "lariat-agent/0.1.0"
     case sessionID = 11        // UTF-8 (WELCOME)
     case pingInterval = 12     // u32 milliseconds (WELCOME)
+    case hubSoftware = 13      // UTF-8 (WELCOME), e.g. "lariat-hub/0.1.0"
 }
 
 public enum AgentRole: UInt8, Sendable {
@@ -96,6 +97,8 @@ public struct Welcome: Equatable, Sendable {
     public var maxStreams: UInt32 = 16384
     public var sessionID: String = ""
     public var pingIntervalMillis: UInt32 = 10_000
+    /// The hub's program and version, for the agent's logs.
+    public var software: String = ""
 
     public init() {}
 
@@ -109,6 +112,7 @@ public struct Welcome: Equatable, Sendable {
         TLV.u32(&w, .maxStreams, maxStreams)
         TLV.string(&w, .sessionID, sessionID)
         TLV.u32(&w, .pingInterval, pingIntervalMillis)
+        TLV.string(&w, .hubSoftware, software)
         return w.bytes
     }
 
@@ -126,6 +130,7 @@ public struct Welcome: Equatable, Sendable {
             case .maxStreams: m.maxStreams = try TLV.readU32(value, tag)
             case .sessionID: m.sessionID = try TLV.readString(value, tag)
             case .pingInterval: m.pingIntervalMillis = try TLV.readU32(value, tag)
+            case .hubSoftware: m.software = try TLV.readString(value, tag)
             default: break
             }
         }

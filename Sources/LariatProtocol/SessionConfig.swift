@@ -26,6 +26,8 @@ public struct SessionConfig: Sendable {
     public var maxStreams = 16384
     /// Peer OPENs not yet accepted or refused by the application.
     public var maxPendingOpens = 256
+    /// This end's program and version; a server announces it in WELCOME (tag 13).
+    public var software = ""
     /// Try LZ4 on DATA when the peer supports it.
     public var compression = true
     /// Send PING when nothing was received for this long.

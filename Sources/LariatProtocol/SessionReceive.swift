@@ -136,6 +136,7 @@ extension Session {
                 w.maxStreams = UInt32(config.maxStreams)
                 w.sessionID = sessionID
                 w.pingIntervalMillis = UInt32(config.pingIntervalNanos / 1_000_000)
+                w.software = config.software
                 welcome = w
                 control.append(frame: .welcome(w))
                 try settle(capabilities: w.capabilities, peerWindow: hello.initialStreamWindow,

@@ -242,7 +242,7 @@ public final class Agent: TunnelConnectionDelegate {
         let welcome = tunnel.session.welcome
         logger.info("session established", metadata: [
             "session": "\(welcome?.sessionID ?? "?")", "version": "\(welcome?.version ?? 0)",
-            "hub": "\(configuration.hub)",
+            "hub": "\(configuration.hub)", "hubSoftware": "\(welcome?.software ?? "")",
         ])
         attempts = 0
     }

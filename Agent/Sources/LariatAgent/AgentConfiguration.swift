@@ -1,8 +1,9 @@
 import LariatProtocol
+import LariatRuntime
 
 public enum AgentVersion {
-    public static let version = "0.1.0"
-    public static let software = "lariat-agent/\(version)"
+    public static let version = LariatVersion.version
+    public static let software = LariatVersion.software("lariat-agent")
 }
 
 /// A `host:port` the agent dials (the Kubernetes API server).

@@ -46,7 +46,7 @@ struct LariatAgentCommand: ParsableCommand {
         commandName: "lariat-agent",
         abstract: "Dials out to a Lariat hub and carries its streams to targets in this cluster.",
         discussion: """
-        Every option can also be set from the environment (the flag wins): LARIAT_SERVER, LARIAT_TOKEN, LARIAT_CA_CHECKSUM, LARIAT_CLUSTER, LARIAT_AGENT_ID, LARIAT_AGENT_ROLE, LARIAT_K8S_API, LARIAT_ALLOW, LARIAT_DENY, LARIAT_SERVICE_DOMAIN, LARIAT_LOG_LEVEL, LARIAT_INSECURE_SKIP_CA_CHECK=true. The hub is reached through HTTPS_PROXY (http://[user:pass@]host:port) unless NO_PROXY matches it.
+        Every option can also be set from the environment (the flag wins): LARIAT_SERVER, LARIAT_TOKEN, LARIAT_CA_CHECKSUM, LARIAT_CLUSTER, LARIAT_AGENT_ID, LARIAT_AGENT_ROLE, LARIAT_K8S_API, LARIAT_ALLOW, LARIAT_DENY, LARIAT_SERVICE_DOMAIN, LARIAT_LOG_LEVEL, LARIAT_LOG_FORMAT, LARIAT_INSECURE_SKIP_CA_CHECK=true. The hub is reached through HTTPS_PROXY (http://[user:pass@]host:port) unless NO_PROXY matches it.
 
         Target policy: everything may be dialled except link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, 169.254.169.254, fd00:ec2::254, metadata.google.internal) and the agent's own host: loopback (127.0.0.0/8, ::1) and unspecified (0.0.0.0/8, ::, ::/96). --allow restricts dialling to the listed rules; --deny rules always win. Rules: *, CIDR, IP, host name, .suffix or *.suffix, each optionally with :PORT ([v6]:PORT for IPv6). A target must be a host name or an address literal (control characters are refused; 0x7f.1 is judged as 127.0.0.1); names are resolved first and every address must pass. An --allow address or block inside a built-in block lifts it (*, 0.0.0.0/0 and names do not): --allow 127.0.0.1:8080 opens one local port, and as --allow is an allow-list, --allow '*,127.0.0.1:8080' keeps everything else open too. The k8s-api target (--k8s-api) is exempt from --allow and the built-in rules.
 
@@ -96,6 +96,10 @@ struct LariatAgentCommand: ParsableCommand {
             help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default info). Env: LARIAT_LOG_LEVEL.", valueName: "level"))
     var logLevel: String?
 
+    @Option(name: .customLong("log-format"),
+            help: ArgumentHelp("text or json (one JSON object per line). Env: LARIAT_LOG_FORMAT.", valueName: "format"))
+    var logFormat: String?
+
     mutating func run() throws {
         let env = processEnvironment()
         func pick(_ flag: String?, _ name: String) -> String? {
@@ -107,6 +111,10 @@ struct LariatAgentCommand: ParsableCommand {
         let levelText = pick(logLevel, "LARIAT_LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: levelText.lowercased()) else {
             throw ValidationError("--log-level \"\(levelText)\": use trace, debug, info, notice, warning, error or critical")
+        }
+        let formatText = pick(logFormat, LogFormat.environmentVariable) ?? "text"
+        guard let format = LogFormat(rawValue: formatText.lowercased()) else {
+            throw ValidationError("--log-format \"\(formatText)\": use text or json")
         }
 
         var missing: [String] = []
@@ -171,7 +179,7 @@ struct LariatAgentCommand: ParsableCommand {
             throw ValidationError(error.description)
         }
 
-        LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level) }
+        LariatLogHandler.bootstrap(level: level, format: format)
         let logger = Logger(label: "lariat-agent")
 
         let loop = UVLoop(name: "lariat-agent")

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Logging
 import LariatRuntime
@@ -18,6 +19,8 @@ public final class ControlPlane: Sendable {
         public var agentImage = "ghcr.io/lariat/lariat-agent:0.1.0"
         /// How long registration tokens made by `import` stay valid (nil: until deleted).
         public var registrationTokenTTL: TimeInterval? = nil
+        /// Where API request counts and latencies go (nil: nowhere).
+        public var metricsFactory: (any MetricsFactory)? = nil
         public init(serverURL: String, caPEM: String, caChecksum: String) {
             self.serverURL = serverURL
             self.caPEM = caPEM
@@ -72,7 +75,8 @@ public final class ControlPlane: Sendable {
         RegistrationRoutes.register(self, in: &builder)
         routes(&builder)
         let router = builder.build(authenticator: authenticator, authorizer: authorizer, audit: audit, logger: logger,
-                                   passwordChangeRequired: passwordChangeRequired)
+                                   passwordChangeRequired: passwordChangeRequired,
+                                   metrics: APIMetrics(factory: settings.metricsFactory))
         routerBox.withLock { $0 = router }
     }
 

@@ -20,7 +20,8 @@ public struct ControlPlaneServices: Sendable {
 
     public static func open(backend: any StoreBackend, settings: ControlPlane.Settings, audit: any AuditSink,
                             logger: Logger, passwordHasher: PasswordHasher = PasswordHasher(),
-                            environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ControlPlaneServices {
+                            environment: [String: String] = ProcessInfo.processInfo.environment,
+                            extraRoutes: @escaping (inout RouterBuilder) -> Void = { _ in }) throws -> ControlPlaneServices {
         try BuiltinRoles.ensure(backend: backend)
         let control = ControlPlane(backend: backend, settings: settings, logger: logger)
         let users = Informer<User>(store: ObjectStore(backend))
@@ -47,6 +48,7 @@ public struct ControlPlaneServices: Sendable {
                           routes: { builder in
                               IdentityRoutes.register(control: control, tokens: tokens, users: users, rbac: rbac,
                                                       hasher: passwordHasher, in: &builder)
+                              extraRoutes(&builder)
                           })
         return ControlPlaneServices(control: control, tokens: tokens, users: users, rbac: rbac, authorizer: authorizer,
                                     bootstrapPassword: password)

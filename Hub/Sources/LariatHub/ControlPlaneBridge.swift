@@ -7,7 +7,7 @@ import LariatRuntime
 /// connection's loop.
 enum ControlPlaneBridge {
     static func handles(_ path: Substring) -> Bool {
-        path == "/v3" || path.hasPrefix("/v3/") || path.hasPrefix("/v3-public/")
+        path == "/v3" || path.hasPrefix("/v3/") || path.hasPrefix("/v3-public/") || path == MetricsEndpoint.path
     }
     static func handles(_ path: String) -> Bool { handles(path[...]) }
 

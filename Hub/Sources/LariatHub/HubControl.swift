@@ -21,9 +21,12 @@ struct HubControl {
     /// Set when the bootstrap cluster was created now: its registration token, to print once.
     var bootstrapClusterToken: String?
     var imported: [String] = []
+    /// Deletes expired API and registration tokens after a grace.
+    var tokenCleanup: TokenCleanupController?
 
-    static func open(configuration: HubConfiguration, caPEM: String, caChecksum: String, logger: Logger) throws -> HubControl {
-        let backend: any StoreBackend
+    static func open(configuration: HubConfiguration, caPEM: String, caChecksum: String, logger: Logger,
+                     metrics: HubMetrics, extraRoutes: @escaping (inout RouterBuilder) -> Void) throws -> HubControl {
+        var backend: any StoreBackend
         switch configuration.store {
         case .sqlite:
             backend = try SQLiteBackend(folder: configuration.dataDirectory)
@@ -32,12 +35,16 @@ struct HubControl {
             settings.prefix = prefix
             backend = try EtcdBackend(host: host, port: port, settings: settings)
         }
+        backend = TimedStoreBackend(backend, backendName: backend is SQLiteBackend ? "sqlite" : "etcd", factory: metrics.factory)
         var settings = ControlPlane.Settings(serverURL: configuration.serverURL, caPEM: caPEM, caChecksum: caChecksum)
+        settings.metricsFactory = metrics.factory
         settings.agentImage = configuration.agentImage
         let audit: any AuditSink = try configuration.auditLog.map { try JSONLinesAuditSink(path: $0) } ?? MemoryAuditSink(capacity: 1000)
-        let services = try ControlPlaneServices.open(backend: backend, settings: settings, audit: audit, logger: logger)
+        let services = try ControlPlaneServices.open(backend: backend, settings: settings, audit: audit, logger: logger,
+                                                     extraRoutes: extraRoutes)
         let control = services.control
         var result = HubControl(services: services)
+        result.tokenCleanup = TokenCleanupController(tokens: services.tokens.tokens, registrationTokens: control.registrationTokenInformer, logger: logger)
         result.imported = try LegacyClusterImport.run(directory: configuration.dataDirectory, control: control)
         if control.clusterInformer.items.isEmpty, let name = configuration.bootstrapCluster {
             _ = try control.clusters.create(Object(name: name, spec: Cluster.Spec(displayName: name)))

@@ -67,6 +67,7 @@ final class HubHTTPConnection: ByteStreamHandler {
     private func deadlinePassed() {
         switch phase {
         case .handshake, .idle, .closing:
+            if phase == .handshake { worker.hub.metrics.handshakeFailed("tls_timeout") }
             // Nothing to answer: a handshake that never finished, a quiet keep-alive connection,
             // or a client that never closed after its last reply.
             close()
@@ -170,6 +171,7 @@ final class HubHTTPConnection: ByteStreamHandler {
     func streamDidReadEOF(_ stream: any ByteStream) { close() }
     func streamDidFail(_ stream: any ByteStream, _ error: StreamError) {
         if case .tls(let e) = error {
+            if phase == .handshake { worker.hub.metrics.handshakeFailed("tls") }
             worker.logger.debug("TLS with \(remote) failed: \(e)")
         }
     }
@@ -187,7 +189,8 @@ final class HubHTTPConnection: ByteStreamHandler {
         let keepOpen = head.keepAlive
         switch (head.method, String(head.path)) {
         case ("GET", "/healthz"), ("HEAD", "/healthz"):
-            respond(hub.isDraining ? 503 : 200, hub.isDraining ? "draining\n" : "ok\n", close: !keepOpen)
+            let health = HubHealth(draining: hub.isDraining, accept: head.headers.first(name: "Accept"))
+            respond(health.status, health.body, contentType: health.contentType, extraHeaders: HubHealth.headers, close: !keepOpen)
         case ("GET", "/cacerts"):
             if let pin = head.headers.first(name: "X-Lariat-CA-Checksum"), pin.lowercased() != hub.caChecksum {
                 worker.logger.warning("agent at \(remote) pins CA checksum \(pin.logQuoted), but this hub's CA is \(hub.caChecksum): check the agent's --ca-checksum")
@@ -221,7 +224,7 @@ final class HubHTTPConnection: ByteStreamHandler {
             return false
         }
         guard hub.isAdmin(bearer(head)) else {
-            hub.authenticationFailed(source: source, reason: "bad admin token on \(head.path.logQuoted)", now: now)
+            hub.authenticationFailed(source: source, reason: "bad admin token on \(head.path.logQuoted)", now: now, metric: "admin_token")
             respond(401, "admin token required (Authorization: Bearer …)\n", close: !head.keepAlive)
             return false
         }
@@ -291,7 +294,8 @@ final class HubHTTPConnection: ByteStreamHandler {
             return
         }
         if response.status == 401 {
-            worker.hub.authenticationFailed(source: source, reason: "API request refused: bad or missing token", now: worker.loop.now)
+            worker.hub.authenticationFailed(source: source, reason: "API request refused: bad or missing token", now: worker.loop.now,
+                                            metric: "api_token")
         }
         let headers = response.headers.map { ($0.name, $0.value) }
         switch response.body {

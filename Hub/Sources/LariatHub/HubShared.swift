@@ -18,6 +18,7 @@ final class HubShared: Sendable {
     let logger: Logger
     let admission: ConnectionAdmission
     let authThrottle: AuthThrottle
+    let metrics: HubMetrics
     private let draining = Atomic<Bool>(false)
     /// User connections bridged into a tunnel and not yet closed. A draining hub waits for
     /// these too: a stream the session has finished may still be flushing to its user.
@@ -31,8 +32,9 @@ final class HubShared: Sendable {
     private let cursor = Atomic<Int>(0)
 
     init(configuration: HubConfiguration, control: ControlPlane, registry: AgentRegistry, tls: TLSContext,
-         caPEM: String, adminTokenSHA256: String, logger: Logger) {
+         caPEM: String, adminTokenSHA256: String, logger: Logger, metrics: HubMetrics) {
         self.configuration = configuration
+        self.metrics = metrics
         self.control = control
         self.registry = registry
         self.tls = tls
@@ -58,7 +60,8 @@ final class HubShared: Sendable {
 
     /// Records a failed authentication from `source` (an IP address): the first of a period is
     /// logged at once, the rest in the periodic summary (`Hub.reportAuthenticationFailures`).
-    func authenticationFailed(source: String, reason: String, now: UInt64) {
+    func authenticationFailed(source: String, reason: String, now: UInt64, metric: String) {
+        metrics.authenticationFailed(metric)
         if authThrottle.recordFailure(source: source, reason: reason, now: now) {
             logger.warning("authentication failed from \(source.logQuoted): \(reason) (further failures from this address are summarised every \(Self.authReportSeconds) s)")
         }

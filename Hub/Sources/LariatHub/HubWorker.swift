@@ -15,6 +15,8 @@ final class HubWorker: TunnelConnectionDelegate {
     private var remotes: [ObjectIdentifier: (remote: String, source: String)] = [:]
     /// Registered agents whose liveness is being probed because a newcomer claims their id.
     private var probing: Set<UInt64> = []
+    /// Data bytes of this loop's ended tunnels by cluster, so `/metrics` byte counters never go back.
+    var retiredTotals: [String: TunnelTotals] = [:]
     var logger: Logger { hub.logger }
 
     init(index: Int, loop: UVLoop, hub: HubShared) {
@@ -59,10 +61,12 @@ final class HubWorker: TunnelConnectionDelegate {
         case .admitted(let c):
             credential = c
         case .refused(let why):
-            hub.authenticationFailed(source: source, reason: "\(who): \(why)", now: loop.now)
+            hub.authenticationFailed(source: source, reason: "\(who): \(why)", now: loop.now, metric: "agent")
+            hub.metrics.handshakeFailed("authentication")
             return .refuse(.authenticationFailed, reason: "invalid credentials for cluster \(hello.clusterID.logQuoted)")
         }
         guard !hub.isDraining else {
+            hub.metrics.handshakeFailed("draining")
             return .refuse(.goingAway, reason: "hub is shutting down")
         }
         let key = hub.registry.makeKey()
@@ -78,6 +82,7 @@ final class HubWorker: TunnelConnectionDelegate {
             let probe = hub.workers[existing.worker]
             let wait = hub.configuration.limits.duplicateAgentProbeMilliseconds
             probe.loop.execute { probe.value.probeLiveness(existing.key, claimedFrom: remote, waitMilliseconds: wait) }
+            hub.metrics.handshakeFailed("duplicate_agent")
             return .refuse(.refused, reason: "agent id \(hello.agentID.logQuoted) of cluster \(hello.clusterID.logQuoted) is already connected; give each agent its own --agent-id (if that agent is gone, retry in a few seconds)")
         }
         keys[ObjectIdentifier(tunnel)] = key
@@ -126,6 +131,7 @@ final class HubWorker: TunnelConnectionDelegate {
         remotes[id] = nil
         if let key = keys.removeValue(forKey: id) {
             tunnels[key] = nil
+            retire(tunnel)
             let cluster = hub.registry.remove(key)?.cluster
             if let cluster { hub.clusterStatus?.clusterChanged(cluster) }
             if tunnel.session.hello != nil {

@@ -9,23 +9,32 @@ struct LariatHubCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lariat-hub",
         abstract: "The Lariat hub: accepts agent tunnels and carries traffic to the clusters behind them.",
+        version: LariatVersion.version,
         subcommands: [Serve.self, Login.self, ClusterCommand.self, TokenCommand.self, UserCommand.self, RoleCommand.self,
                        Bench.self],
         defaultSubcommand: Serve.self)
 }
 
 struct CommonOptions: ParsableArguments {
-    @Option(name: .long, help: "Data folder: CA, serving certificate, cluster store, admin token.")
-    var data: String = ProcessInfo.processInfo.environment["LARIAT_DATA"] ?? "./lariat-data"
+    @Option(name: .long, help: "Data folder: CA, serving certificate, cluster store, admin token. Env: LARIAT_DATA; default $XDG_DATA_HOME/lariat, /var/lib/lariat for root, ~/.local/share/lariat otherwise.")
+    var data: String = DataFolder.defaultPath()
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = ProcessInfo.processInfo.environment["LARIAT_LOG_LEVEL"] ?? "info"
 
+    @Option(name: .long, help: "Log format: text or json (one JSON object per line). Env: LARIAT_LOG_FORMAT.")
+    var logFormat: String = ProcessInfo.processInfo.environment[LogFormat.environmentVariable] ?? "text"
+
+    func validate() throws {
+        guard LogFormat(rawValue: logFormat.lowercased()) != nil else {
+            throw ValidationError("--log-format \"\(logFormat)\": use text or json")
+        }
+    }
+
     func makeLogger() -> Logger {
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-        var logger = Logger(label: "lariat-hub")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        return logger
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LariatLogHandler.bootstrap(level: level, format: LogFormat(rawValue: logFormat.lowercased()) ?? .text)
+        return Logger(label: "lariat-hub")
     }
 }
 

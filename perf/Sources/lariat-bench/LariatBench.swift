@@ -16,6 +16,7 @@ struct LariatBench: ParsableCommand {
         target port serves sink (up), source (down) and echo (latency) at once; run the target with \
         --mode auto (default) for use with the clients here.
         """,
+        version: LariatVersion.version,
         subcommands: [Target.self, Throughput.self, Latency.self, OpenRate.self, Idle.self, Agents.self,
                       DelayRelayCommand.self])
 }

@@ -14,6 +14,8 @@ public final class RequestContext: @unchecked Sendable {
     public var decisionReason = ""
     /// The path as audited: routes whose path holds a secret replace it.
     public var auditPath: String
+    /// The matched route's pattern ("/v3/clusters/{name}"), the request's label in metrics.
+    public var route = "unmatched"
 
     init(request: APIRequest) {
         self.request = request

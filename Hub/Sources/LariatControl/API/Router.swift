@@ -11,6 +11,8 @@ public final class Router: Sendable {
 
     struct Route: Sendable {
         var method: String
+        /// "/v3/clusters/{name}": the route's label in metrics.
+        var pattern: String
         var segments: [Segment]
         var isPublic: Bool
         var handler: Handler
@@ -28,10 +30,12 @@ public final class Router: Sendable {
     /// Users who must change their password may do only that (and log out) until they have.
     public let passwordChangeRequired: @Sendable (Principal) -> Bool
     private let routes: [Route]
+    private let metrics: APIMetrics
 
     init(routes: [Route], authenticator: any Authenticating, authorizer: any Authorizing, audit: any AuditSink,
-         logger: Logger, passwordChangeRequired: @escaping @Sendable (Principal) -> Bool) {
+         logger: Logger, passwordChangeRequired: @escaping @Sendable (Principal) -> Bool, metrics: APIMetrics) {
         self.routes = routes
+        self.metrics = metrics
         self.authenticator = authenticator
         self.authorizer = authorizer
         self.audit = audit
@@ -58,6 +62,8 @@ public final class Router: Sendable {
             ctx.decisionReason = "internal error"
         }
         record(ctx, status: response.status)
+        metrics.record(route: ctx.route, method: request.method, status: response.status,
+                       nanoseconds: Int64(Date().timeIntervalSince(ctx.startedAt) * 1_000_000_000))
         var answered = response
         answered.headers.append(("X-Request-Id", ctx.requestID))
         return answered
@@ -70,6 +76,7 @@ public final class Router: Sendable {
             guard let params = Self.match(route.segments, parts) else { continue }
             pathMatched = true
             guard route.method == ctx.request.method else { continue }
+            ctx.route = route.pattern
             if !route.isPublic {
                 try authenticate(ctx)
                 let action = ctx.request.query["action"]
@@ -146,12 +153,13 @@ public struct RouterBuilder {
         let segments: [Router.Segment] = pattern.split(separator: "/").map { s in
             s.hasPrefix("{") && s.hasSuffix("}") ? .parameter(String(s.dropFirst().dropLast())) : .literal(String(s))
         }
-        routes.append(Router.Route(method: method, segments: segments, isPublic: isPublic, handler: handler))
+        routes.append(Router.Route(method: method, pattern: pattern, segments: segments, isPublic: isPublic, handler: handler))
     }
 
     public func build(authenticator: any Authenticating, authorizer: any Authorizing, audit: any AuditSink,
-                      logger: Logger, passwordChangeRequired: @escaping @Sendable (Principal) -> Bool = { _ in false }) -> Router {
+                      logger: Logger, passwordChangeRequired: @escaping @Sendable (Principal) -> Bool = { _ in false },
+                      metrics: APIMetrics = APIMetrics(factory: nil)) -> Router {
         Router(routes: routes, authenticator: authenticator, authorizer: authorizer, audit: audit, logger: logger,
-               passwordChangeRequired: passwordChangeRequired)
+               passwordChangeRequired: passwordChangeRequired, metrics: metrics)
     }
 }

@@ -1,0 +1,155 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Operations on real processes: `/metrics` (names, authentication, values that move when an
+/// agent connects, carries bytes and leaves), `/healthz` with the version, `--version` on every
+/// program, `--log-format json`, and what a bad data folder prints.
+@Suite(.serialized) struct OperationsEndToEndTests {
+    /// One HTTP/1.1 request over TLS; the whole answer (head and body) as text.
+    private func request(_ port: Int, _ path: String, headers: [String: String] = [:]) throws -> String {
+        let client = try TLSTestClient(port: port)
+        var head = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        for (k, v) in headers { head += "\(k): \(v)\r\n" }
+        client.write(head + "\r\n")
+        return String(decoding: client.readToEnd(), as: UTF8.self)
+    }
+
+    private func scrape(_ rig: TunnelRig) throws -> String {
+        let answer = try request(rig.httpsPort, "/metrics", headers: ["Authorization": "Bearer \(rig.adminToken)"])
+        guard answer.hasPrefix("HTTP/1.1 200") else { throw TestFailure("scrape: \(answer.prefix(500))") }
+        return answer
+    }
+
+    /// The value of the first sample of `name` whose labels include every one of `labels`.
+    private func sample(_ text: String, _ name: String, _ labels: [String] = []) -> Double? {
+        for line in text.split(separator: "\n") where line.hasPrefix(name + "{") || line.hasPrefix(name + " ") {
+            guard labels.allSatisfy({ line.contains($0) }), let value = line.split(separator: " ").last else { continue }
+            return Double(value)
+        }
+        return nil
+    }
+
+    @Test func metricsNeedATokenAndMoveWithAgentsAndTraffic() throws {
+        let rig = try TunnelRig(forwards: [])
+        defer { rig.shutdown() }
+
+        #expect(try request(rig.httpsPort, "/metrics").hasPrefix("HTTP/1.1 401"))
+        #expect(try request(rig.httpsPort, "/metrics", headers: ["Authorization": "Bearer token-xxxxx:wrong"]).hasPrefix("HTTP/1.1 401"))
+
+        let before = try scrape(rig)
+        #expect(before.contains("text/plain; version=0.0.4"))
+        #expect(sample(before, "lariat_hub_info", [#"version=""#]) == 1)
+        #expect(sample(before, "lariat_hub_agents_connected", [#"cluster="local""#]) ?? 0 == 0)
+        #expect(sample(before, "lariat_hub_authentication_failures_total", [#"reason="api_token""#]) ?? 0 >= 1)
+        // The control plane read its store while starting, and the refused scrapes went through the router.
+        #expect(before.contains("lariat_store_operation_duration_seconds_bucket"))
+        #expect(sample(before, "lariat_api_requests_total", [#"route="/metrics""#, #"status="401""#]) ?? 0 >= 2)
+
+        let agent = try rig.startAgent()
+        let connected = try scrape(rig)
+        #expect(sample(connected, "lariat_hub_agents_connected", [#"cluster="local""#, #"role="cluster""#]) == 1)
+
+        // The tunnel probe moves 1 MiB each way through the agent's session.
+        let bench = try rig.api("/v1/clusters/local/bench?bytes=1048576&format=json")
+        #expect(bench.status == 200, "\(bench.body)")
+        let after = try scrape(rig)
+        let sent = sample(after, "lariat_hub_tunnel_bytes_total", [#"cluster="local""#, #"direction="to_agent""#]) ?? 0
+        let received = sample(after, "lariat_hub_tunnel_bytes_total", [#"cluster="local""#, #"direction="from_agent""#]) ?? 0
+        #expect(sent >= 1_048_576, "\(after)")
+        #expect(received >= 1_048_576, "\(after)")
+        #expect(sample(after, "lariat_hub_streams_open", [#"cluster="local""#]) != nil)
+        #expect(sample(after, "lariat_api_request_duration_seconds_count", [#"route="/metrics""#]) ?? 0 >= 3)
+
+        agent.stop(SIGKILL)
+        let deadline = Date().addingTimeInterval(20)
+        var gone = try scrape(rig)
+        while sample(gone, "lariat_hub_agents_connected", [#"cluster="local""#]) != 0 && Date() < deadline {
+            usleep(200_000)
+            gone = try scrape(rig)
+        }
+        #expect(sample(gone, "lariat_hub_agents_connected", [#"cluster="local""#, #"role="cluster""#]) == 0)
+        // Counters never go back when the session that carried the bytes ends.
+        #expect(sample(gone, "lariat_hub_tunnel_bytes_total", [#"cluster="local""#, #"direction="to_agent""#]) ?? 0 >= sent)
+    }
+
+    @Test func healthzCarriesTheVersion() throws {
+        let rig = try TunnelRig(forwards: [])
+        defer { rig.shutdown() }
+        let plain = try request(rig.httpsPort, "/healthz")
+        #expect(plain.hasPrefix("HTTP/1.1 200"))
+        #expect(plain.hasSuffix("\r\n\r\nok\n"))
+        let version = try #require(plain.split(separator: "\r\n").first { $0.lowercased().hasPrefix("x-lariat-version:") })
+        let number = version.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces)
+        #expect(!number.isEmpty)
+
+        let json = try request(rig.httpsPort, "/healthz", headers: ["Accept": "application/json"])
+        let body = try #require(json.components(separatedBy: "\r\n\r\n").last)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+        #expect(object["status"] as? String == "ok")
+        #expect(object["version"] as? String == number)
+        #expect(object["software"] as? String == "lariat-hub/\(number)")
+    }
+
+    private func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        p.environment = env
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func everyProgramPrintsTheSameVersion() throws {
+        let hub = try run(Binaries.hub, ["--version"])
+        let agent = try run(Binaries.agent, ["--version"])
+        let bench = try run(Binaries.directory + "/lariat-bench", ["--version"])
+        #expect(hub.status == 0 && agent.status == 0 && bench.status == 0)
+        let version = hub.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(version.split(separator: ".").count == 3, "\(hub.output)")
+        #expect(agent.output.trimmingCharacters(in: .whitespacesAndNewlines) == version)
+        #expect(bench.output.trimmingCharacters(in: .whitespacesAndNewlines) == version)
+    }
+
+    @Test func jsonLogsFromHubAndAgent() throws {
+        let rig = try TunnelRig(forwards: [], hubEnvironment: ["LARIAT_LOG_FORMAT": "json"])
+        defer { rig.shutdown() }
+        let agent = try rig.startAgent(extra: ["--log-format", "json"])
+        try agent.waitForLog("session established")
+        for child in [rig.hub!, agent] {
+            let lines = child.log.split(separator: "\n").filter { $0.hasPrefix("{") }
+            #expect(!lines.isEmpty, "\(child.log.prefix(500))")
+            for line in lines {
+                let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                #expect(object?["level"] is String && object?["message"] is String, "\(line)")
+            }
+        }
+        #expect(agent.log.contains(#""hubSoftware":"lariat-hub/"#))
+    }
+
+    @Test func aBadDataFolderIsExplainedInPlainWords() throws {
+        let dir = NSTemporaryDirectory() + "lariat-datafolder-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/not-a-folder"
+        FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+        let underFile = try run(Binaries.hub, ["serve", "--listen", "127.0.0.1:0", "--data", file + "/data"])
+        #expect(underFile.status != 0)
+        #expect(underFile.output.contains("cannot create the data folder \(file)/data"), "\(underFile.output)")
+        #expect(!underFile.output.contains("NSCocoaErrorDomain"))
+        let isFile = try run(Binaries.hub, ["serve", "--listen", "127.0.0.1:0", "--data", file])
+        #expect(isFile.status != 0)
+        #expect(isFile.output.contains("is a file, not a folder"), "\(isFile.output)")
+        #expect(!isFile.output.contains("NSCocoaErrorDomain"))
+    }
+}
