@@ -89,14 +89,17 @@ final class TunnelRig: @unchecked Sendable {
     var forwardPorts: [Int] = []
     var forwards: [String] = []
     var hubArguments: [String] = []
+    /// Extra environment for the hub process (for example `LARIAT_BOOTSTRAP_PASSWORD`).
+    var hubEnvironment: [String: String] = [:]
     /// The admin API token the hub is started with (it keeps only its digest).
     let adminToken = "e2e-admin-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
 
-    init(forwards: [String], hubArguments: [String] = []) throws {
+    init(forwards: [String], hubArguments: [String] = [], hubEnvironment: [String: String] = [:]) throws {
         directory = NSTemporaryDirectory() + "lariat-e2e-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.forwards = forwards
         self.hubArguments = hubArguments
+        self.hubEnvironment = hubEnvironment
         try startHub()
     }
 
@@ -118,7 +121,8 @@ final class TunnelRig: @unchecked Sendable {
             args += ["--forward", "127.0.0.1:\(port)=\(f)"]
         }
         hub = try ChildProcess(name: "hub-\(generation)", executable: Binaries.hub, arguments: args + hubArguments,
-                               environment: ["LARIAT_ADMIN_TOKEN": adminToken], logDirectory: directory)
+                               environment: hubEnvironment.merging(["LARIAT_ADMIN_TOKEN": adminToken]) { _, admin in admin },
+                               logDirectory: directory)
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             if let text = try? String(contentsOfFile: portFile, encoding: .utf8) {
@@ -136,22 +140,22 @@ final class TunnelRig: @unchecked Sendable {
     /// `allow`: the agent's `--allow` rules. Test targets listen on 127.0.0.1, which agents
     /// refuse unless explicitly allowed; pass [] for the agent's default policy.
     @discardableResult
-    func startAgent(id: String = "agent-1", token: String? = nil, checksum: String? = nil, role: String = "cluster",
+    func startAgent(id: String = "agent-1", cluster: String = "local", token: String? = nil, checksum: String? = nil, role: String = "cluster",
                     serverHost: String = "127.0.0.1", allow: [String] = ["127.0.0.1"],
                     environment: [String: String] = [:], extra: [String] = [], waitConnected: Bool = true) throws -> ChildProcess {
         let agent = try ChildProcess(
             name: "\(id)-\(agents.count)", executable: Binaries.agent,
-            arguments: ["--server", "https://\(serverHost):\(httpsPort)", "--cluster", "local", "--agent-id", id,
+            arguments: ["--server", "https://\(serverHost):\(httpsPort)", "--cluster", cluster, "--agent-id", id,
                         "--token", token ?? self.token, "--ca-checksum", checksum ?? caChecksum, "--role", role,
                         "--log-level", "debug"] + allow.flatMap { ["--allow", $0] } + extra,
             environment: environment, logDirectory: directory)
         agents.append(agent)
-        if waitConnected { try waitAgentConnected(id) }
+        if waitConnected { try waitAgentConnected(id, cluster: cluster) }
         return agent
     }
 
-    func waitAgentConnected(_ id: String, timeout: Double = 30) throws {
-        try hub.waitForLog("agent \"\(id)\" of cluster \"local\" connected", timeout: timeout)
+    func waitAgentConnected(_ id: String, cluster: String = "local", timeout: Double = 30) throws {
+        try hub.waitForLog("agent \"\(id)\" of cluster \"\(cluster)\" connected", timeout: timeout)
     }
 
     var caPEM: String { (try? String(contentsOfFile: dataDirectory + "/tls/ca.pem", encoding: .utf8)) ?? "" }
