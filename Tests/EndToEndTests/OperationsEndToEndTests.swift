@@ -124,7 +124,9 @@ import Glibc
     @Test func jsonLogsFromHubAndAgent() throws {
         let rig = try TunnelRig(forwards: [], hubEnvironment: ["LARIAT_LOG_FORMAT": "json"])
         defer { rig.shutdown() }
-        let agent = try rig.startAgent(extra: ["--log-format", "json"])
+        let agent = try rig.startAgent(extra: ["--log-format", "json"], waitConnected: false)
+        // In JSON the message's quotes are escaped.
+        try rig.hub.waitForLog(#"agent \"agent-1\" of cluster \"local\" connected"#)
         try agent.waitForLog("session established")
         for child in [rig.hub!, agent] {
             let lines = child.log.split(separator: "\n").filter { $0.hasPrefix("{") }
