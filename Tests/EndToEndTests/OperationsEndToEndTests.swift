@@ -1,4 +1,5 @@
 import Foundation
+import LariatHub
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -73,6 +74,49 @@ import Glibc
         #expect(sample(gone, "lariat_hub_agents_connected", [#"cluster="local""#, #"role="cluster""#]) == 0)
         // Counters never go back when the session that carried the bytes ends.
         #expect(sample(gone, "lariat_hub_tunnel_bytes_total", [#"cluster="local""#, #"direction="to_agent""#]) ?? 0 >= sent)
+    }
+
+    /// A POST to the API; the answer's status and JSON object.
+    private func post(_ rig: TunnelRig, _ path: String, _ body: [String: String], bearer: String?) throws -> (Int, [String: Any]) {
+        let data = try JSONSerialization.data(withJSONObject: body)
+        let r = try HubAPIClient.send(method: "POST", host: "127.0.0.1", port: rig.httpsPort, path: path, body: Array(data),
+                                      bearer: bearer, caPEM: rig.caPEM, timeoutMilliseconds: 20_000)
+        return (r.status, (try? JSONSerialization.jsonObject(with: Data(r.body.utf8))) as? [String: Any] ?? [:])
+    }
+
+    private func login(_ rig: TunnelRig, _ user: String, _ password: String) throws -> String {
+        let (status, json) = try post(rig, "/v3-public/localProviders/local?action=login", ["username": user, "password": password], bearer: nil)
+        guard status == 201, let token = json["token"] as? String else { throw TestFailure("login \(user): \(status) \(json)") }
+        return token
+    }
+
+    @Test func metricsTakeAnAPITokenWhoseUserMayGetThem() throws {
+        let rig = try TunnelRig(forwards: [], hubEnvironment: ["LARIAT_BOOTSTRAP_PASSWORD": "first-password-1"])
+        defer { rig.shutdown() }
+        func status(_ bearer: String) throws -> String {
+            String(try request(rig.httpsPort, "/metrics", headers: ["Authorization": "Bearer \(bearer)"]).prefix(12))
+        }
+        let first = try login(rig, "admin", "first-password-1")
+        // Until the bootstrap password is changed, that token may do nothing else.
+        #expect(try status(first) == "HTTP/1.1 403")
+        let (changed, _) = try post(rig, "/v3/users?action=changepassword",
+                                    ["currentPassword": "first-password-1", "newPassword": "second-password-2"], bearer: first)
+        #expect(changed == 200)
+        let admin = try login(rig, "admin", "second-password-2")
+        #expect(try status(admin) == "HTTP/1.1 200")
+
+        let (created, _) = try post(rig, "/v3/users", ["username": "viewer", "password": "viewer-password-3"], bearer: admin)
+        #expect(created == 201)
+        var viewer: String?
+        let deadline = Date().addingTimeInterval(10)
+        while viewer == nil && Date() < deadline {
+            viewer = try? login(rig, "viewer", "viewer-password-3")
+            if viewer == nil { usleep(100_000) }
+        }
+        // An ordinary user has no rule for the non-resource URL /metrics.
+        #expect(try status(try #require(viewer)) == "HTTP/1.1 403")
+        let text = try scrape(rig)
+        #expect(sample(text, "lariat_api_requests_total", [#"route="/metrics""#, #"status="403""#]) ?? 0 >= 2)
     }
 
     @Test func healthzCarriesTheVersion() throws {

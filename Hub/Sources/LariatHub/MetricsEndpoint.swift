@@ -50,6 +50,9 @@ final class MetricsEndpoint: Sendable {
             ctx.decisionReason = reason
             throw APIError.unauthorized
         case .authenticated(let principal):
+            if router.passwordChangeRequired(principal) {
+                throw APIError.forbidden("the password must be changed first: POST /v3/users?action=changepassword")
+            }
             let decision = router.authorizer.authorize(principal, access)
             ctx.decisionReason = decision.reason
             guard decision.allowed else { throw APIError.forbidden("\(principal.username) may not \(access)") }
