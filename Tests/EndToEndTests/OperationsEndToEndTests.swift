@@ -119,6 +119,14 @@ import Glibc
         #expect(sample(text, "lariat_api_requests_total", [#"route="/metrics""#, #"status="403""#]) ?? 0 >= 2)
     }
 
+    @Test func metricsPublicNeedsNoBearer() throws {
+        let rig = try TunnelRig(forwards: [], hubArguments: ["--metrics-public"])
+        defer { rig.shutdown() }
+        let answer = try request(rig.httpsPort, "/metrics")
+        #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer.prefix(300))")
+        #expect(sample(answer, "lariat_hub_info", [#"version=""#]) == 1)
+    }
+
     @Test func healthzCarriesTheVersion() throws {
         let rig = try TunnelRig(forwards: [])
         defer { rig.shutdown() }

@@ -64,6 +64,9 @@ struct Serve: ParsableCommand {
     @Flag(name: .long, help: "Disable LZ4 compression on tunnels.")
     var noCompression = false
 
+    @Flag(name: .long, help: "Serve /metrics without a bearer (only where nothing but the scraper reaches the HTTPS port).")
+    var metricsPublic = false
+
     @Option(name: .long, help: "Keep the control plane in etcd at HOST:PORT (several hubs share it) instead of DATA/store.db.")
     var etcd: String? = ProcessInfo.processInfo.environment["LARIAT_ETCD"]
 
@@ -113,6 +116,7 @@ struct Serve: ParsableCommand {
         config.serverNames = serverName
         config.drainTimeoutMilliseconds = UInt64(drainTimeout * 1000)
         config.session.compression = !noCompression
+        config.metrics.requireAuthentication = !metricsPublic
         if let etcd {
             guard let (h, p) = parseHostPort(etcd) else { throw ValidationError("--etcd must be HOST:PORT, got \"\(etcd)\"") }
             config.store = .etcd(host: h, port: p, prefix: etcdPrefix)
@@ -141,7 +145,7 @@ struct Serve: ParsableCommand {
             logger.critical("cannot start: \(error)")
             throw ExitCode(1)
         }
-        logger.info("listening on https://\(host):\(hub.port) with \(config.loops) worker loop(s); data in \(config.dataDirectory)")
+        logger.info("lariat-hub \(LariatVersion.version) listening on https://\(host):\(hub.port) with \(config.loops) worker loop(s); data in \(config.dataDirectory)")
         logger.info("CA checksum (agents pin this with --ca-checksum): \(hub.caChecksum)")
         logger.info("open-file limit \(hub.fileLimit); at most \(config.limits.maxConnections) connections, \(config.limits.maxConnectionsPerSource) per source address")
         if let password = hub.bootstrapPassword {
