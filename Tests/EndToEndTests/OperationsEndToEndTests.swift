@@ -119,6 +119,34 @@ import Glibc
         #expect(sample(text, "lariat_api_requests_total", [#"route="/metrics""#, #"status="403""#]) ?? 0 >= 2)
     }
 
+    @Test func failedHandshakesAreCountedByReason() throws {
+        let rig = try TunnelRig(forwards: [])
+        defer { rig.shutdown() }
+        // Plain HTTP on the TLS port, an agent with a wrong token, a bad WebSocket upgrade.
+        do {
+            let s = try Socket.connect(port: rig.httpsPort)
+            try s.send(Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+            var buf = [UInt8](repeating: 0, count: 256)
+            _ = buf.withUnsafeMutableBytes { s.receive(into: $0) }
+        }
+        try rig.startAgent(id: "intruder", token: "crt-wrong.secret", waitConnected: false)
+        let upgrade = try request(rig.httpsPort, "/v1/connect", headers: ["Upgrade": "websocket", "Connection": "Upgrade"])
+        #expect(upgrade.hasPrefix("HTTP/1.1 400"))
+        let deadline = Date().addingTimeInterval(20)
+        var text = try scrape(rig)
+        func count(_ name: String, _ reason: String) -> Double { sample(text, name, [#"reason="\#(reason)""#]) ?? 0 }
+        while (count("lariat_hub_handshake_failures_total", "authentication") < 1
+               || count("lariat_hub_handshake_failures_total", "tls") < 1) && Date() < deadline {
+            usleep(200_000)
+            text = try scrape(rig)
+        }
+        #expect(count("lariat_hub_handshake_failures_total", "tls") >= 1, "\(text)")
+        #expect(count("lariat_hub_handshake_failures_total", "websocket") == 1)
+        #expect(count("lariat_hub_handshake_failures_total", "authentication") >= 1)
+        #expect(count("lariat_hub_authentication_failures_total", "agent") >= 1)
+        #expect(count("lariat_hub_handshake_failures_total", "duplicate_agent") == 0)
+    }
+
     @Test func metricsPublicNeedsNoBearer() throws {
         let rig = try TunnelRig(forwards: [], hubArguments: ["--metrics-public"])
         defer { rig.shutdown() }

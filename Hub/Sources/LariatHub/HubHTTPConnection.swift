@@ -358,6 +358,7 @@ final class HubHTTPConnection: ByteStreamHandler {
         do {
             response = try WebSocketHandshake.acceptClientRequest(head)
         } catch {
+            worker.hub.metrics.handshakeFailed("websocket")
             return respondAndClose(400, "bad WebSocket upgrade: \(error)\n")
         }
         phase = .upgraded

@@ -58,8 +58,8 @@ final class HubMetrics: Sendable {
         Gauge(label: Self.infoLabel, dimensions: [("version", LariatVersion.version)], factory: factory).record(1)
     }
 
-    /// A TLS or tunnel handshake that did not complete (`tls`, `tls_timeout`, `authentication`,
-    /// `duplicate_agent`, `draining`, `protocol`).
+    /// A TLS, WebSocket or tunnel handshake that did not complete (`tls`, `tls_timeout`,
+    /// `websocket`, `no_hello`, `authentication`, `duplicate_agent`, `draining`).
     func handshakeFailed(_ reason: String) {
         Counter(label: Self.handshakeFailuresLabel, dimensions: [("reason", reason)], factory: factory).increment()
     }

@@ -129,6 +129,8 @@ final class HubWorker: TunnelConnectionDelegate {
         let id = ObjectIdentifier(tunnel)
         pending.removeAll { $0 === tunnel }
         remotes[id] = nil
+        // Refusals were counted when made; this is a tunnel that never sent a valid HELLO.
+        if keys[id] == nil && tunnel.session.hello == nil { hub.metrics.handshakeFailed("no_hello") }
         if let key = keys.removeValue(forKey: id) {
             tunnels[key] = nil
             retire(tunnel)
