@@ -44,6 +44,17 @@ final class TLSTestClient {
     @discardableResult
     func write(_ text: String) -> Bool { write(Array(text.utf8)) }
 
+    /// A response head, read byte by byte so that nothing after it is consumed.
+    func readHead(limit: Int = 16 * 1024) -> [UInt8] {
+        var head: [UInt8] = []
+        var byte: UInt8 = 0
+        while head.count < limit, !(head.count >= 4 && Array(head.suffix(4)) == [13, 10, 13, 10]) {
+            guard SSL_read(ssl, &byte, 1) == 1 else { break }
+            head.append(byte)
+        }
+        return head
+    }
+
     /// Decrypted bytes until the hub closes (or the receive timeout passes).
     func readToEnd(limit: Int = 1 << 20) -> [UInt8] {
         var out: [UInt8] = []

@@ -1,4 +1,5 @@
 import Foundation
+import LariatStore
 
 /// A request as the control plane sees it: the HTTPS front end has parsed it, bounded its size
 /// and read its body.
@@ -112,16 +113,8 @@ public final class APIStream: Sendable {
     public func cancel() { onCancel() }
 }
 
+/// The API speaks the store's JSON (ISO 8601 dates, sorted keys): one encoding for both.
 public enum APIJSON {
-    public static let encoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.dateEncodingStrategy = .iso8601
-        e.outputFormatting = [.sortedKeys]
-        return e
-    }()
-    public static let decoder: JSONDecoder = {
-        let d = JSONDecoder()
-        d.dateDecodingStrategy = .iso8601
-        return d
-    }()
+    public static var encoder: JSONEncoder { StoreCoding.encoder }
+    public static var decoder: JSONDecoder { StoreCoding.decoder }
 }
