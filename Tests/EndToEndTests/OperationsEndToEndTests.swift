@@ -119,6 +119,41 @@ import Glibc
         #expect(sample(text, "lariat_api_requests_total", [#"route="/metrics""#, #"status="403""#]) ?? 0 >= 2)
     }
 
+    /// Three user connections through a forward hold three streams open; the gauge follows them
+    /// up and back down, and the echoed bytes show in both byte counters.
+    @Test func streamsOpenFollowForwardedConnections() throws {
+        let target = try TargetServer(mode: .echo)
+        defer { target.stop() }
+        let rig = try TunnelRig(forwards: ["local/127.0.0.1:\(target.port)"])
+        defer { rig.shutdown() }
+        try rig.startAgent()
+        func streams() throws -> Double? { sample(try scrape(rig), "lariat_hub_streams_open", [#"cluster="local""#]) }
+        func waitStreams(_ n: Double) throws -> Double? {
+            let deadline = Date().addingTimeInterval(20)
+            var value = try streams()
+            while value != n && Date() < deadline { usleep(100_000); value = try streams() }
+            return value
+        }
+        var held: [Int32] = []  // duplicates of the user sockets, keeping them open
+        for _ in 0..<3 {
+            let s = try Socket.connect(port: rig.forwardPorts[0], receiveTimeout: 20)
+            let payload = [UInt8](repeating: 7, count: 10_000)
+            try s.send(payload)
+            var got = 0
+            let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
+            defer { buf.deallocate() }
+            while got < payload.count, case .data(let n) = s.receive(into: buf) { got += n }
+            #expect(got == payload.count)
+            held.append(dup(s.fd))
+        }
+        #expect(try waitStreams(3) == 3)
+        let text = try scrape(rig)
+        #expect(sample(text, "lariat_hub_tunnel_bytes_total", [#"cluster="local""#, #"direction="to_agent""#]) ?? 0 >= 30_000)
+        #expect(sample(text, "lariat_hub_tunnel_bytes_total", [#"cluster="local""#, #"direction="from_agent""#]) ?? 0 >= 30_000)
+        for fd in held { close(fd) }
+        #expect(try waitStreams(0) == 0)
+    }
+
     @Test func failedHandshakesAreCountedByReason() throws {
         let rig = try TunnelRig(forwards: [])
         defer { rig.shutdown() }
