@@ -33,3 +33,19 @@ import Testing
         }
     }
 }
+
+@Suite struct DataFolderCATests {
+    @Test func aMissingCAIsASentenceNamingTheFile() throws {
+        let base = NSTemporaryDirectory() + "lariat-dfca-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        do {
+            _ = try DataFolder.caPEM(in: base)
+            Issue.record("no CA, yet one was read")
+        } catch {
+            #expect(error.description == "the hub's CA certificate \(base)/tls/ca.pem does not exist: point --data (or LARIAT_DATA) at the folder the hub was started with")
+        }
+        try FileManager.default.createDirectory(atPath: base + "/tls", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: base + "/tls/ca.pem", contents: Data("PEM".utf8))
+        #expect(try DataFolder.caPEM(in: base) == "PEM")
+    }
+}

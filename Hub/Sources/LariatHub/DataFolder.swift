@@ -42,6 +42,17 @@ public enum DataFolder {
         }
     }
 
+    /// The hub's CA certificate (PEM) from data folder `path`, for commands that talk to a
+    /// running hub from the same machine.
+    public static func caPEM(in path: String) throws(Problem) -> String {
+        let file = path + "/tls/ca.pem"
+        guard let pem = try? String(contentsOfFile: file, encoding: .utf8) else {
+            let why = FileManager.default.fileExists(atPath: file) ? "cannot be read by this user" : "does not exist"
+            throw Problem(description: "the hub's CA certificate \(file) \(why): point --data (or \(environmentVariable)) at the folder the hub was started with")
+        }
+        return pem
+    }
+
     /// Why creating `path` failed, in the words of the nearest existing parent.
     private static func reason(for path: String) -> String {
         var parent = (path as NSString).deletingLastPathComponent

@@ -223,7 +223,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         guard let (host, port) = parseHostPort(hub) else { throw ValidationError("--hub must be HOST:PORT") }
         guard payload == "random" || payload == "json" else { throw ValidationError("--payload is random or json") }
-        let ca = try String(contentsOfFile: common.data + "/tls/ca.pem", encoding: .utf8)
+        let ca = try DataFolder.caPEM(in: common.data)  // a sentence, not a usage error
         guard let token, !token.isEmpty else {
             throw ValidationError("give the admin token with --token or \(AdminToken.environmentVariable)")
         }
