@@ -33,6 +33,8 @@ import Testing
         #expect(call("GET", "/v3/clusters/edge-1") == 401)
         #expect(call("GET", "/v3/clusters/edge-2") == 401)
         #expect(call("GET", "/v3/no-such-thing") == 404)
+        #expect(call("BREW", "/v3/no-such-thing") == 404)
+        #expect(call("STEEP", "/v3/no-such-thing") == 404)
         #expect(call("POST", "/v3-public/localProviders/local?action=login",
                      #"{"username":"admin","password":"bootstrap-password-1"}"#) == 201)
 
@@ -42,6 +44,8 @@ import Testing
         }
         #expect(count("/v3/clusters/{name}", "GET", "401") == 2)
         #expect(count("unmatched", "GET", "404") == 1)
+        // Methods a client makes up share one label.
+        #expect(count("unmatched", "other", "404") == 2)
         #expect(count("/v3-public/localProviders/local", "POST", "201") == 1)
         // No series per object name.
         #expect(metrics.counters(label: APIMetrics.requestsLabel).allSatisfy { c in
