@@ -112,7 +112,7 @@ let package = Package(
                     path: "Tests/HubTests", swiftSettings: strict),
         .testTarget(name: "AgentTests", dependencies: ["LariatAgent"],
                     path: "Tests/AgentTests", swiftSettings: strict),
-        .testTarget(name: "EndToEndTests", dependencies: ["LariatRuntime", "LariatHub", "COpenSSL"],
+        .testTarget(name: "EndToEndTests", dependencies: ["LariatRuntime", "LariatHub", "LariatStore", "COpenSSL"],
                     path: "Tests/EndToEndTests", swiftSettings: strict),
     ]
 )
