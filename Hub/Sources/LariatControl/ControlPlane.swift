@@ -73,6 +73,7 @@ public final class ControlPlane: Sendable {
         ClustersRoute.register(self, in: &builder)
         ProjectsRoute.register(self, in: &builder)
         RegistrationRoutes.register(self, in: &builder)
+        ImportRoute.register(self, in: &builder)
         routes(&builder)
         let router = builder.build(authenticator: authenticator, authorizer: authorizer, audit: audit, logger: logger,
                                    passwordChangeRequired: passwordChangeRequired,
