@@ -29,6 +29,11 @@ public final class Agent: TunnelConnectionDelegate {
     private var shutdownTimer: UVTimer?
     private var stopped = false
     private var attempts = 0
+    /// This agent's own credential (`ac-…:<secret>`), from registration or `--credential-file`.
+    /// Once set it is the only thing HELLO carries: never the registration token again.
+    private var credential: String?
+    /// Set when the hub closed the tunnel because the credential was revoked.
+    private var credentialRevoked = false
 
     private struct TunnelInfo {
         let tunnel: TunnelConnection
@@ -63,8 +68,27 @@ public final class Agent: TunnelConnectionDelegate {
         if configuration.insecureSkipCACheck {
             logger.warning("--insecure-skip-ca-check: the hub's CA is NOT verified against a checksum; anyone able to intercept the connection can impersonate the hub")
         }
+        if let path = configuration.credentialFile {
+            do throws(ConfigurationError) {
+                credential = try configuration.storedCredential()
+                if let credential { logger.info("using agent credential \(Self.credentialName(credential)) from \(path)") }
+            } catch {
+                logger.error("\(error)")
+            }
+        }
+        if configuration.registers && credential == nil {
+            logger.info("registering with the hub before connecting (the registration token is traded for this agent's own credential)")
+        }
         connect()
     }
+
+    /// The public part of a credential (`ac-xxxxxxxx`), for logs.
+    static func credentialName(_ credential: String) -> String {
+        String(credential.prefix { $0 != ":" })
+    }
+
+    /// What HELLO carries: the agent's own credential once it has one.
+    private var helloToken: String { credential ?? configuration.token }
 
     // MARK: Connection cycle
 
@@ -74,9 +98,18 @@ public final class Agent: TunnelConnectionDelegate {
         retryTimer = nil
         attempts += 1
         if let trustedContext {
-            openTunnel(trustedContext)
+            proceed(trustedContext)
         } else {
             fetchCA()
+        }
+    }
+
+    /// With the hub's CA trusted: register first if this agent has no credential yet, then open the tunnel.
+    private func proceed(_ context: TLSContext) {
+        if configuration.registers && credential == nil {
+            register(context)
+        } else {
+            openTunnel(context)
         }
     }
 
@@ -160,13 +193,74 @@ public final class Agent: TunnelConnectionDelegate {
                             ? "trusting the hub's CA without a checksum check (sha256 \(actual))"
                             : "hub CA verified (sha256 \(actual))")
                 guard !shuttingDown else { return }
-                openTunnel(context)
+                proceed(context)
             } catch {
                 logger.error("\(HubDialError.badCA(error.description))")
                 scheduleReconnect(after: "unusable CA")
             }
         }
     }
+
+    // MARK: Registration
+
+    private func register(_ context: TLSContext) {
+        let body = AgentRegistration.body(cluster: configuration.cluster, agentID: configuration.agentID,
+                                          role: configuration.role, token: configuration.token)
+        var headers: HTTPHeaders = ["Host": configuration.hub.authority, "User-Agent": AgentVersion.software,
+                                    "Accept": "application/json", "Content-Type": "application/json"]
+        headers.add(name: "Content-Length", value: String(body.count))
+        let request = HTTPRequestHead(method: "POST", target: configuration.hub.path(AgentRegistration.path), headers: headers)
+        let hubRequest = HubRequest(loop: loop, endpoint: configuration.hub, proxy: hubProxy, context: context,
+                                    request: request, body: body, isUpgrade: false,
+                                    timeoutMilliseconds: configuration.hubTimeoutMilliseconds) { [unowned self] outcome in
+            self.pendingRequest = nil
+            self.registrationFinished(outcome, context: context)
+        }
+        pendingRequest = hubRequest
+        hubRequest.start()
+    }
+
+    private func registrationFinished(_ outcome: HubRequest.Outcome, context: TLSContext) {
+        switch outcome {
+        case .failed(.cancelled):
+            return
+        case .failed(let error):
+            if error.isCertificateVerification { trustedContext = nil }
+            logger.error("cannot register with hub \(configuration.hub): \(error)")
+            scheduleReconnect(after: "registration failed")
+        case .upgraded(_, let stream, _):
+            stream.close()
+            logger.error("cannot register with hub \(configuration.hub): unexpected 101 response")
+            scheduleReconnect(after: "registration failed")
+        case .response(let head, let body):
+            switch AgentRegistration.outcome(status: head.status, body: body) {
+            case .issued(let name, let issued):
+                credential = issued
+                logger.info("registered with the hub as agent credential \(name)", metadata: [
+                    "cluster": "\(configuration.cluster)", "agent": "\(configuration.agentID)",
+                ])
+                if let path = configuration.credentialFile {
+                    do throws(FileError) {
+                        try AgentRegistration.saveCredential(issued, to: path)
+                    } catch {
+                        logger.error("cannot keep the agent credential in \(path): \(error); the agent registers again at its next start")
+                    }
+                }
+                guard !shuttingDown else { return }
+                openTunnel(context)
+            case .refused(let why):
+                logger.error("hub refused to register this agent: \(why)", metadata: [
+                    "cluster": "\(configuration.cluster)", "agent": "\(configuration.agentID)",
+                ])
+                scheduleReconnect(after: "registration refused", atLeast: Self.configurationErrorDelayMilliseconds)
+            case .failed(let why):
+                logger.error("cannot register with hub \(configuration.hub): \(why)")
+                scheduleReconnect(after: "registration failed")
+            }
+        }
+    }
+
+    // MARK: Tunnel
 
     private func openTunnel(_ context: TLSContext) {
         let key = WebSocketHandshake.makeClientKey()
@@ -219,7 +313,7 @@ public final class Agent: TunnelConnectionDelegate {
             var hello = Hello()
             hello.agentID = configuration.agentID
             hello.clusterID = configuration.cluster
-            hello.token = configuration.token
+            hello.token = helloToken
             hello.role = configuration.role
             hello.software = AgentVersion.software
             let tunnel = TunnelConnection(stream: stream, role: .client(hello), config: configuration.session,
@@ -286,6 +380,15 @@ public final class Agent: TunnelConnectionDelegate {
             logger.error("hub refused this agent: AUTHENTICATION_FAILED: \(reason)", metadata: [
                 "cluster": "\(configuration.cluster)", "agent": "\(configuration.agentID)",
             ])
+            if let credential {
+                let name = Self.credentialName(credential)
+                if reason.contains("revoked") || credentialRevoked {
+                    credentialRevoked = true
+                    logger.error("this agent's credential \(name) was revoked at the hub: the agent stays disconnected and does not register again with the cluster's registration token (an administrator deletes the revoked credential to let this agent id register again)")
+                } else {
+                    logger.error("the hub refused this agent's credential \(name); the agent keeps it and does not fall back to the registration token (restart the agent to register again)")
+                }
+            }
         case .remoteError(let code, let reason) where code == .unsupportedVersion:
             logger.error("hub refused this agent: \(code.name): \(reason) (upgrade lariat-agent?)")
         case .closed where shuttingDown || info?.goAwayReceived == true:

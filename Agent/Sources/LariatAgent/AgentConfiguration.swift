@@ -53,6 +53,13 @@ public struct AgentConfiguration: Sendable {
     public var cluster: String
     public var agentID: String
     public var role: AgentRole = .clusterAgent
+    /// Trade a registration token (`crt-…`) for this agent's own credential before connecting,
+    /// and connect with that (`--register`; implied by `credentialFile`). Off: the token itself
+    /// goes in HELLO, as before registration existed.
+    public var register = false
+    /// Where the credential from registration is kept (0600) and found at the next start; nil:
+    /// register again at every start.
+    public var credentialFile: String?
     public var policy = TargetPolicy()
     /// Where `k8s-api` streams go (plain TCP; TLS to the API server is end to end). Configured
     /// by the operator, so only `--deny` applies to it: it may be loopback (`--k8s-api
@@ -79,6 +86,17 @@ public struct AgentConfiguration: Sendable {
         self.caChecksum = caChecksum
         self.cluster = cluster
         self.agentID = agentID
+    }
+
+    /// Whether the agent registers before connecting: asked to, and holding a registration token.
+    public var registers: Bool {
+        (register || credentialFile != nil) && AgentRegistration.isRegistrationToken(token)
+    }
+
+    /// The credential kept in `credentialFile` from an earlier registration, if any.
+    public func storedCredential() throws(ConfigurationError) -> String? {
+        guard let credentialFile else { return nil }
+        return try AgentRegistration.loadCredential(credentialFile)
     }
 
     /// Validates a `--ca-checksum`: 64 hex digits (a "sha256:" prefix is tolerated).

@@ -4,7 +4,8 @@ import LariatRuntime
 
 /// One HTTPS request to the hub over a fresh connection: TCP (direct, or through an HTTP
 /// proxy with CONNECT), TLS, then one request. Used twice per connection cycle: `GET /cacerts`
-/// (pinning) and `GET /v1/connect` (the tunnel's WebSocket upgrade).
+/// (pinning), `POST /v3-public/agentregistrations` (trading the registration token for the
+/// agent's own credential, over the pinned CA) and `GET /v1/connect` (the tunnel's WebSocket upgrade).
 ///
 /// Each phase owns the byte stream in turn, as its handler: `ProxyConnectPhase` (the TCP
 /// stream), then the `TLSConnection` (the TCP stream, via its transport adapter), then
@@ -26,6 +27,8 @@ final class HubRequest {
     let proxy: ProxyServer?
     let context: TLSContext
     let request: HTTPRequestHead
+    /// Sent after the head (the head carries its Content-Length).
+    let body: [UInt8]
     let isUpgrade: Bool
     let timeoutMilliseconds: UInt64
     private var completion: ((Outcome) -> Void)?
@@ -37,13 +40,14 @@ final class HubRequest {
     private var tlsStream: HandOffStream?
 
     init(loop: UVLoop, endpoint: HubEndpoint, proxy: ProxyServer?, context: TLSContext,
-         request: HTTPRequestHead, isUpgrade: Bool, timeoutMilliseconds: UInt64,
+         request: HTTPRequestHead, body: [UInt8] = [], isUpgrade: Bool, timeoutMilliseconds: UInt64,
          completion: @escaping (Outcome) -> Void) {
         self.loop = loop
         self.endpoint = endpoint
         self.proxy = proxy
         self.context = context
         self.request = request
+        self.body = body
         self.isUpgrade = isUpgrade
         self.timeoutMilliseconds = timeoutMilliseconds
         self.completion = completion
@@ -115,7 +119,7 @@ final class HubRequest {
         let plaintext = HandOffStream(tls)
         stream = plaintext
         tlsStream = plaintext
-        let exchange = HTTPExchangePhase(request: request, isUpgrade: isUpgrade) { [weak self] outcome in
+        let exchange = HTTPExchangePhase(request: request, body: body, isUpgrade: isUpgrade) { [weak self] outcome in
             guard let self else { return }
             // Tag stream errors with the phase they happened in.
             if case .failed(.stream(let error, _)) = outcome {
@@ -262,15 +266,17 @@ final class ProxyConnectPhase: ByteStreamHandler, ResponseReadingPhase {
 final class HTTPExchangePhase: ByteStreamHandler, ResponseReadingPhase {
     static let maxBody = 1 << 20
     private let request: HTTPRequestHead
+    private let body: [UInt8]
     private let isUpgrade: Bool
     fileprivate var parser = HTTPResponseParser()
     private var head: HTTPResponseHead?
-    private var body: [UInt8] = []
+    private var responseBody: [UInt8] = []
     private var completion: ((HubRequest.Outcome) -> Void)?
     fileprivate var isFinished: Bool { completion == nil }
 
-    init(request: HTTPRequestHead, isUpgrade: Bool, completion: @escaping (HubRequest.Outcome) -> Void) {
+    init(request: HTTPRequestHead, body: [UInt8], isUpgrade: Bool, completion: @escaping (HubRequest.Outcome) -> Void) {
         self.request = request
+        self.body = body
         self.isUpgrade = isUpgrade
         self.completion = completion
         parser.expectResponse(toMethod: request.method)
@@ -280,6 +286,7 @@ final class HTTPExchangePhase: ByteStreamHandler, ResponseReadingPhase {
     func begin(on stream: any ByteStream) {
         stream.start(handler: self)
         stream.write(request.serialized)
+        if !body.isEmpty { stream.write(body) }
     }
 
     private func finish(_ outcome: HubRequest.Outcome) {
@@ -298,17 +305,17 @@ final class HTTPExchangePhase: ByteStreamHandler, ResponseReadingPhase {
             if h.isInformational && h.status != 101 { return }
             head = h
         case .body(let chunk):
-            if body.count < Self.maxBody { body.append(contentsOf: chunk.prefix(Self.maxBody - body.count)) }
+            if responseBody.count < Self.maxBody { responseBody.append(contentsOf: chunk.prefix(Self.maxBody - responseBody.count)) }
         case .end:
             guard let head, head.status != 101 else { return }  // a 101's .upgrade follows
-            finish(.response(head, body))
+            finish(.response(head, responseBody))
         case .upgrade(let leftover):
             // `.upgrade` consumed all input, so without a head the read simply ends.
             guard let head else { return }
             if head.status == 101 {
                 finish(.upgraded(head, stream: stream, leftover: leftover))
             } else {
-                finish(.response(head, body))
+                finish(.response(head, responseBody))
             }
         }
     }
@@ -321,7 +328,7 @@ final class HTTPExchangePhase: ByteStreamHandler, ResponseReadingPhase {
         guard completion != nil else { return }
         // A body delimited by the close ends here.
         if let head, case .end? = try? parser.finish() {
-            finish(.response(head, body))
+            finish(.response(head, responseBody))
         } else {
             finish(.failed(.closedEarly(phase: "")))
         }
@@ -330,7 +337,7 @@ final class HTTPExchangePhase: ByteStreamHandler, ResponseReadingPhase {
     func streamDidFail(_ stream: any ByteStream, _ error: StreamError) {
         // A server that closes without close_notify after its (error) response: keep the answer.
         if let head, head.status != 101, case .tls(let tlsError) = error, tlsError.kind == .unexpectedEOF {
-            finish(.response(head, body))
+            finish(.response(head, responseBody))
             return
         }
         finish(.failed(.stream(error, phase: "")))

@@ -46,9 +46,11 @@ struct LariatAgentCommand: ParsableCommand {
         commandName: "lariat-agent",
         abstract: "Dials out to a Lariat hub and carries its streams to targets in this cluster.",
         discussion: """
-        Every option can also be set from the environment (the flag wins): LARIAT_SERVER, LARIAT_TOKEN, LARIAT_CA_CHECKSUM, LARIAT_CLUSTER, LARIAT_AGENT_ID, LARIAT_AGENT_ROLE, LARIAT_K8S_API, LARIAT_ALLOW, LARIAT_DENY, LARIAT_SERVICE_DOMAIN, LARIAT_LOG_LEVEL, LARIAT_LOG_FORMAT, LARIAT_INSECURE_SKIP_CA_CHECK=true. The hub is reached through HTTPS_PROXY (http://[user:pass@]host:port) unless NO_PROXY matches it.
+        Every option can also be set from the environment (the flag wins): LARIAT_SERVER, LARIAT_TOKEN, LARIAT_CA_CHECKSUM, LARIAT_CLUSTER, LARIAT_AGENT_ID, LARIAT_AGENT_ROLE, LARIAT_K8S_API, LARIAT_ALLOW, LARIAT_DENY, LARIAT_SERVICE_DOMAIN, LARIAT_LOG_LEVEL, LARIAT_LOG_FORMAT, LARIAT_INSECURE_SKIP_CA_CHECK=true, LARIAT_REGISTER=true, LARIAT_CREDENTIAL_FILE. The hub is reached through HTTPS_PROXY (http://[user:pass@]host:port) unless NO_PROXY matches it.
 
         Target policy: everything may be dialled except link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, 169.254.169.254, fd00:ec2::254, metadata.google.internal) and the agent's own host: loopback (127.0.0.0/8, ::1) and unspecified (0.0.0.0/8, ::, ::/96). --allow restricts dialling to the listed rules; --deny rules always win. Rules: *, CIDR, IP, host name, .suffix or *.suffix, each optionally with :PORT ([v6]:PORT for IPv6). A target must be a host name or an address literal (control characters are refused; 0x7f.1 is judged as 127.0.0.1); names are resolved first and every address must pass. An --allow address or block inside a built-in block lifts it (*, 0.0.0.0/0 and names do not): --allow 127.0.0.1:8080 opens one local port, and as --allow is an allow-list, --allow '*,127.0.0.1:8080' keeps everything else open too. The k8s-api target (--k8s-api) is exempt from --allow and the built-in rules.
+
+        Registration: with --register (or --credential-file), an agent given the cluster's registration token (crt-….…) trades it at start for a credential of its own (ac-…:…, listed in /v3/agentcredentials and revocable alone) and connects with that; without --credential-file it registers again at every start. A revoked agent stays out: it never falls back to the registration token, and the hub refuses to register a revoked agent id again.
 
         Example: lariat-agent --server https://hub.example.com:8443 --token $TOKEN --ca-checksum <64 hex> --cluster prod-eu --allow 10.0.0.0/8,.svc.cluster.local
         """,
@@ -59,6 +61,13 @@ struct LariatAgentCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("The cluster's agent token. Env: LARIAT_TOKEN.", valueName: "token"))
     var token: String?
+
+    @Flag(help: "Trade a registration token for this agent's own credential before connecting. Env: LARIAT_REGISTER=true.")
+    var register = false
+
+    @Option(name: .customLong("credential-file"),
+            help: ArgumentHelp("Keep the credential from registration in this file (0600) and use it at the next start (implies --register). Env: LARIAT_CREDENTIAL_FILE.", valueName: "path"))
+    var credentialFile: String?
 
     @Option(name: .customLong("ca-checksum"),
             help: ArgumentHelp("SHA-256 (hex) of the hub's CA certificate, as served at /cacerts. Env: LARIAT_CA_CHECKSUM.", valueName: "sha256"))
@@ -145,6 +154,9 @@ struct LariatAgentCommand: ParsableCommand {
         var configuration = AgentConfiguration(hub: hub, token: tokenText!, caChecksum: checksum,
                                                cluster: clusterText!, agentID: agentIDValue)
         configuration.insecureSkipCACheck = insecure && checksum == nil
+        configuration.register = register || ["1", "true", "yes"].contains(env["LARIAT_REGISTER"]?.lowercased() ?? "")
+        configuration.credentialFile = pick(credentialFile, "LARIAT_CREDENTIAL_FILE")
+        do { _ = try configuration.storedCredential() } catch { throw ValidationError(error.description) }
 
         switch (pick(role, "LARIAT_AGENT_ROLE") ?? "cluster").lowercased() {
         case "cluster", "cluster-agent": configuration.role = .clusterAgent
