@@ -143,6 +143,15 @@ import Testing
         if case .admitted = h.control.admitAgent(cluster: "edge", agentID: "node-2", token: issued.credential) {
             Issue.record("one agent's credential admitted another agent")
         }
+        // Registering the id of an agent that holds a tunnel is refused: the registration token
+        // must not let its holder displace a live agent.
+        h.control.whenAskedIfConnected { _, agentID in agentID == "node-1" }
+        let displaced = #expect(throws: APIError.self) {
+            try h.control.registerAgent(AgentRegistration(cluster: "edge", agentID: "node-1", role: "node", token: registration))
+        }
+        #expect(displaced?.status == 409)
+        h.control.whenAskedIfConnected { _, _ in false }
+        #expect(h.control.agentCredentialInformer.get(issued.name) != nil, "the live agent's credential was replaced")
         #expect(h.call("POST", "/v3/agentcredentials/\(issued.name)/revoke", bearer: admin).status == 200)
         try h.waitUntil(timeout: 1) {
             if case .refused = h.control.admitAgent(cluster: "edge", agentID: "node-1", token: issued.credential) { return true }

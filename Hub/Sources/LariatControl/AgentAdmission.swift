@@ -96,6 +96,11 @@ extension ControlPlane {
               !r.agentID.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
             throw APIError.invalid([FieldError("agentID", "1-253 characters, no control characters")])
         }
+        // A registration must not displace a live agent: a registration-token holder would
+        // otherwise take a connected agent's place by registering its id.
+        if isAgentConnected(cluster: r.cluster, agentID: r.agentID) {
+            throw APIError.conflict("agent \"\(r.agentID)\" of cluster \"\(r.cluster)\" is connected; give each agent its own id (if that agent is gone, retry in a few seconds)")
+        }
         let existing = agentCredentialInformer.items.filter { $0.spec.clusterName == r.cluster && $0.spec.agentID == r.agentID }
         if let revoked = existing.first(where: { $0.spec.revoked }) {
             throw APIError.forbidden("agent \"\(r.agentID)\" of cluster \"\(r.cluster)\" is revoked (credential \(revoked.name)); delete that credential to let it register again")

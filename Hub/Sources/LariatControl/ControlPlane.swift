@@ -28,7 +28,19 @@ public final class ControlPlane: Sendable {
         }
     }
 
-    public let settings: Settings
+    private let settingsBox: Mutex<Settings>
+    /// Settings can change once after start: a hub listening on port 0 learns its URL then.
+    public var settings: Settings { settingsBox.withLock { $0 } }
+    public func updateServerURL(_ url: String) { settingsBox.withLock { $0.serverURL = url } }
+    /// Whether an agent id of a cluster holds a tunnel now (answered by the hub, which may also
+    /// probe that tunnel's liveness); a registration for a connected id is refused.
+    private let connectedCheck = Mutex<(@Sendable (String, String) -> Bool)?>(nil)
+    public func whenAskedIfConnected(_ check: @escaping @Sendable (_ cluster: String, _ agentID: String) -> Bool) {
+        connectedCheck.withLock { $0 = check }
+    }
+    func isAgentConnected(cluster: String, agentID: String) -> Bool {
+        connectedCheck.withLock { $0 }?(cluster, agentID) ?? false
+    }
     public let backend: any StoreBackend
     public let logger: Logger
     public let clusters: ObjectStore<Cluster>
@@ -49,7 +61,7 @@ public final class ControlPlane: Sendable {
 
     public init(backend: any StoreBackend, settings: Settings, logger: Logger) {
         self.backend = backend
-        self.settings = settings
+        settingsBox = Mutex(settings)
         self.logger = logger
         clusters = ObjectStore(backend)
         projects = ObjectStore(backend)

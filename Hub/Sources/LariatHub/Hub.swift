@@ -84,7 +84,24 @@ public final class Hub {
             for w in allWorkers { w.loop.execute { w.value.publishRoundTrips() } }
         }
         Self.closeTunnelsOnRevocation(shared)
+        Self.answerConnectedChecks(shared)
         try listen()
+        // With port 0 the URL import commands carry is known only now.
+        shared.control.updateServerURL(configuration.serverURL(port: port))
+    }
+
+    /// A registration for an agent id that holds a tunnel is refused; the tunnel is probed at
+    /// the same time, so a restarted agent whose old connection is dead gets in on its retry.
+    private static func answerConnectedChecks(_ shared: HubShared) {
+        let wait = shared.configuration.limits.duplicateAgentProbeMilliseconds
+        shared.control.whenAskedIfConnected { cluster, agentID in
+            guard let existing = shared.registry.all.first(where: { $0.cluster == cluster && $0.agentID == agentID }) else {
+                return false
+            }
+            let w = shared.workers[existing.worker]
+            w.loop.execute { w.value.probeLiveness(existing.key, claimedFrom: "a registration", waitMilliseconds: wait) }
+            return true
+        }
     }
 
     public var registry: AgentRegistry { shared.registry }

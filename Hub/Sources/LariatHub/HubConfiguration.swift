@@ -39,10 +39,13 @@ public struct HubConfiguration: Sendable {
     /// the most recent in memory only.
     public var auditLog: String?
 
-    public var serverURL: String {
+    public var serverURL: String { serverURL(port: listenPort) }
+
+    /// The advertised URL, or one made from the listen address and the port actually bound.
+    public func serverURL(port: Int) -> String {
         if let advertisedURL { return advertisedURL }
         let host = listenHost == "0.0.0.0" || listenHost == "::" ? "127.0.0.1" : listenHost
-        return "https://\(host.contains(":") ? "[\(host)]" : host):\(listenPort)"
+        return "https://\(host.contains(":") ? "[\(host)]" : host):\(port)"
     }
 
     public init() {}
