@@ -79,6 +79,9 @@ import Glibc
         defer { echo.stop() }
         // localhost<c>.svc.cluster.local: what a resolver stopping at <c> would dial is loopback,
         // and the broad allow below would let loopback through, so only the syntax check stands.
+        // No network namespace is needed: these names are refused before the resolver is asked
+        // (the agent's log shows the refusal, never a lookup or a dial), and the only address
+        // dialled here is the loopback echo server.
         let controls = ["\u{1}", "\t", "\n", "\u{1b}", "\u{7f}"]
         let targets = controls.map { "tcp:localhost\($0).svc.cluster.local:\(echo.port)" } + ["tcp:127.0.0.1\u{1}:\(echo.port)"]
         let rig = try TunnelRig(forwards: targets.map { "local/\($0)" } + ["local/127.0.0.1:\(echo.port)"])
