@@ -433,8 +433,18 @@ def main():
         lines.append(f"## Network namespaces, 100 Mbit/s ({mode}, {n.get('started')})\n")
         netns_section(n, lines)
         lines.append("")
+    # Sections written by other tools (flood.py, api_bench.py) sit below KEPT_MARKER and survive.
+    kept = ""
+    if os.path.exists(a.out):
+        with open(a.out) as fh:
+            old = fh.read()
+        if KEPT_MARKER in old:
+            kept = old[old.index(KEPT_MARKER):]
     with open(a.out, "w") as fh:
-        fh.write("\n".join(lines) + "\n")
+        fh.write("\n".join(lines) + "\n" + (("\n" + kept) if kept else ""))
+
+
+KEPT_MARKER = "<!-- Sections below come from other scripts (flood.py, api_bench.py); report.py keeps them. -->"
 
 
 if __name__ == "__main__":
