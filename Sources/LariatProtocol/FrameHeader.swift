@@ -111,6 +111,9 @@ public enum ProtocolLimits {
     public static let maxWindow: Int = Int(Int32.max)
     /// Stream identifiers are 31 bits.
     public static let maxStreamID: UInt32 = 0x7FFF_FFFF
+    /// OPENs awaiting the application's decision that every acceptor lets wait (§5.3): an
+    /// opener keeps at most this many unanswered, since the real limit is not announced.
+    public static let guaranteedPendingOpens = 256
     /// Largest OPEN target string, in bytes.
     public static let maxTargetLength = 1024
     /// Largest reason/message in OPEN_FAIL, RESET and GOAWAY, in bytes.

@@ -74,6 +74,12 @@ public final class Session {
     var pingInterval: UInt64
     /// Streams we opened that have no OPEN_OK/OPEN_FAIL yet (pending work for liveness).
     var openingCount = 0
+    /// Our opens held back behind `maxOutstandingOpens`, oldest first (from `openQueueHead`).
+    /// Entries whose stream is gone (reset while queued) are skipped when reached.
+    var openQueue: [(id: UInt32, target: String)] = []
+    var openQueueHead = 0
+    /// Streams in phase `queued` (live entries of `openQueue`).
+    public internal(set) var queuedOpenCount = 0
     /// When we last sent DATA: data sent after the last frame we heard is unacknowledged.
     var lastDataSentAt: UInt64 = 0
     var localGoAway = false
@@ -131,22 +137,71 @@ public final class Session {
         }
         guard index.count < config.maxStreams else { throw .tooManyStreams }
         guard nextLocalID <= ProtocolLimits.maxStreamID - 2 else { throw .streamIDsExhausted }
+        // Ids go out in increasing order (§5.3 check 6): while any open is queued, new ones
+        // queue behind it.
+        let mustQueue = openingCount >= config.maxOutstandingOpens || queuedOpenCount > 0
+        if mustQueue, queuedOpenCount >= config.maxQueuedOpens { throw .openQueueFull(limit: config.maxQueuedOpens) }
         let id = nextLocalID
         nextLocalID += 2
-        var r = StreamRecord(id: id, streamClass: streamClass, phase: .opening)
+        var r = StreamRecord(id: id, streamClass: streamClass, phase: mustQueue ? .queued : .opening)
         r.openedAt = now
         r.recvWindow = config.initialStreamWindow
         r.recvCredit = config.initialStreamWindow
         r.lastWindowUpdateAt = now
         insert(r)
-        control.append(frame: .open(stream: id, streamClass: streamClass, window: UInt32(r.recvWindow), target: target))
         stats.streamsOpened += 1
+        if mustQueue {
+            openQueue.append((id, target))
+            queuedOpenCount += 1
+            return id
+        }
+        sendOpen(id: id, streamClass: streamClass, window: r.recvWindow, target: target)
+        return id
+    }
+
+    /// Sends OPEN for stream `id` (now `opening`).
+    private func sendOpen(id: UInt32, streamClass: StreamClass, window: Int, target: String) {
+        control.append(frame: .open(stream: id, streamClass: streamClass, window: UInt32(window), target: target))
         openingCount += 1
         // The OPEN is work waiting on the peer: find out now whether it is there (`tick`
         // declares it dead if this PING stays unanswered for `livenessTimeoutNanos`).
         if pingOutstandingSince == 0 { ping() }
         announceOutput()
-        return id
+    }
+
+    /// Sends queued opens, oldest first, while fewer than `maxOutstandingOpens` are unanswered.
+    /// Called whenever an OPEN is answered or abandoned.
+    func sendQueuedOpens() {
+        guard state == .established else { return }
+        while openingCount < config.maxOutstandingOpens, openQueueHead < openQueue.count {
+            let (id, target) = openQueue[openQueueHead]
+            openQueueHead += 1
+            guard let s = slot(id), slots[s].phase == .queued else { continue }
+            slots[s].phase = .opening
+            slots[s].openedAt = now
+            queuedOpenCount -= 1
+            sendOpen(id: id, streamClass: slots[s].streamClass, window: slots[s].recvWindow, target: target)
+        }
+        if openQueueHead == openQueue.count {
+            openQueue.removeAll(keepingCapacity: openQueue.count <= 64)
+            openQueueHead = 0
+        } else if openQueueHead >= 1024, openQueueHead * 2 >= openQueue.count {
+            openQueue.removeFirst(openQueueHead)
+            openQueueHead = 0
+        }
+    }
+
+    /// Fails every queued open with `code` (GOAWAY: no new OPEN may go out).
+    func failQueuedOpens(code: ErrorCode, message: String) {
+        guard queuedOpenCount > 0 else { return }
+        let queued = openQueue[openQueueHead...].map(\.id)
+        openQueue.removeAll()
+        openQueueHead = 0
+        for id in queued {
+            guard let s = slot(id), slots[s].phase == .queued else { continue }
+            remove(s)
+            delegate.session(self, streamOpenFailed: id, code: code, message: message)
+        }
     }
 
     /// Accepts a stream the peer asked for (after the target was reached).
@@ -218,8 +273,11 @@ public final class Session {
     public func reset(_ id: UInt32, code: ErrorCode = .cancel, message: String = "") {
         guard state != .ended, let s = slot(id) else { return }
         if slots[s].phase == .awaitingAccept { pendingAccepts -= 1 }
-        control.append(frame: .reset(stream: id, code: code, message: message.truncatedUTF8(ProtocolLimits.maxReasonLength)))
-        stats.streamsReset += 1
+        // A queued stream's id was never sent: a RESET for it would be a protocol error.
+        if slots[s].phase != .queued {
+            control.append(frame: .reset(stream: id, code: code, message: message.truncatedUTF8(ProtocolLimits.maxReasonLength)))
+            stats.streamsReset += 1
+        }
         remove(s)
         announceOutput()
     }
@@ -246,6 +304,7 @@ public final class Session {
         state = .draining
         control.append(frame: .goAway(lastStreamID: highestPeerID, code: code, reason: reason.truncatedUTF8(ProtocolLimits.maxReasonLength)))
         announceOutput()
+        failQueuedOpens(code: .refused, message: "this end is going away")
         endIfDrained()
     }
 
@@ -310,7 +369,7 @@ public final class Session {
             } else if silent >= pingInterval, pingOutstandingSince == 0 {
                 ping()
             }
-            if openingCount > 0 { expireOpens() }
+            if openingCount > 0 || queuedOpenCount > 0 { expireOpens() }
         }
     }
 
@@ -323,11 +382,23 @@ public final class Session {
     }
 
     /// Fails our OPENs older than `openTimeoutNanos`: RESET to the peer (so a late OPEN_OK
-    /// finds a closed stream), `streamOpenFailed` with `TIMEOUT` to the application.
+    /// finds a closed stream), `streamOpenFailed` with `TIMEOUT` to the application. Queued
+    /// opens older than `openQueueTimeoutNanos` fail the same way, without RESET (never sent).
     private func expireOpens() {
         var expired: [UInt32] = []
-        for (id, s) in index where slots[Int(s)].phase == .opening && now &- slots[Int(s)].openedAt > config.openTimeoutNanos {
-            expired.append(id)
+        var expiredQueued: [UInt32] = []
+        for (id, s) in index {
+            let phase = slots[Int(s)].phase, age = now &- slots[Int(s)].openedAt
+            if phase == .opening && age > config.openTimeoutNanos { expired.append(id) }
+            if phase == .queued && age > config.openQueueTimeoutNanos { expiredQueued.append(id) }
+        }
+        if !expiredQueued.isEmpty {
+            let message = "not sent within \(config.openQueueTimeoutNanos / 1_000_000) ms (openQueueTimeoutNanos): \(openingCount) OPENs awaited the peer's answer (maxOutstandingOpens \(config.maxOutstandingOpens))"
+            for id in expiredQueued.sorted() {
+                guard state != .ended, let s = slot(id), slots[s].phase == .queued else { continue }
+                remove(s)
+                delegate.session(self, streamOpenFailed: id, code: .timeout, message: message)
+            }
         }
         guard !expired.isEmpty else { return }
         let message = "no answer to OPEN within \(config.openTimeoutNanos / 1_000_000) ms"
@@ -370,7 +441,7 @@ public final class Session {
     /// session window, so a reset stream cannot leak session credit.
     func remove(_ s: Int) {
         let r = slots[s]
-        if r.phase == .opening { openingCount -= 1 }
+        if r.phase == .queued { queuedOpenCount -= 1 }
         if r.delivered > 0 {
             sessionDelivered -= r.delivered
             sessionUnannounced += r.delivered
@@ -379,6 +450,10 @@ public final class Session {
         slots[s].sendBuffer.release(to: &sendPool)
         index[r.id] = nil
         freeSlots.append(Int32(s))
+        if r.phase == .opening {
+            openingCount -= 1
+            sendQueuedOpens()
+        }
         endIfDrained()
     }
 
@@ -485,7 +560,7 @@ public final class Session {
             guard let s = slot(id) else { continue }
             let phase = slots[s].phase
             remove(s)
-            if phase == .opening {
+            if phase == .opening || phase == .queued {
                 delegate.session(self, streamOpenFailed: id, code: streamCode, message: message)
             } else {
                 delegate.session(self, streamReset: id, code: streamCode, message: message)

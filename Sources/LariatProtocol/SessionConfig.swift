@@ -24,8 +24,20 @@ public struct SessionConfig: Sendable {
     public var sendBufferSize = 512 * 1024
     /// Concurrent streams (both directions).
     public var maxStreams = 16384
-    /// Peer OPENs not yet accepted or refused by the application.
-    public var maxPendingOpens = 256
+    /// Peer OPENs not yet accepted or refused by the application. Not announced, so it must
+    /// stay at or above `ProtocolLimits.guaranteedPendingOpens` (PROTOCOL.md §5.3).
+    public var maxPendingOpens = ProtocolLimits.guaranteedPendingOpens
+    /// Our OPENs that may await the peer's answer at once. The peer's `maxPendingOpens` is not
+    /// announced; PROTOCOL.md §5.3 guarantees 256, so more would be refused under a burst.
+    /// Further opens are queued (`maxQueuedOpens`) and sent as answers arrive.
+    public var maxOutstandingOpens = ProtocolLimits.guaranteedPendingOpens
+    /// Opens held back behind `maxOutstandingOpens`, per session (per tunnel). Beyond it `open`
+    /// throws `openQueueFull`. Each holds a stream record and, if its client wrote, a send
+    /// buffer: 2048 covers a burst of a few thousand connections without unbounded memory.
+    public var maxQueuedOpens = 2048
+    /// A queued open that has not been sent within this fails with `TIMEOUT` (the OPEN
+    /// deadline, `openTimeoutNanos`, counts separately once it is sent).
+    public var openQueueTimeoutNanos: UInt64 = 30_000_000_000
     /// This end's program and version; a server announces it in WELCOME (tag 13).
     public var software = ""
     /// Try LZ4 on DATA when the peer supports it.
@@ -91,5 +103,7 @@ public enum SessionError: Error, Equatable, Sendable {
     case goingAway
     case tooManyStreams
     case streamIDsExhausted
+    /// `maxQueuedOpens` opens already wait behind `maxOutstandingOpens` unanswered OPENs.
+    case openQueueFull(limit: Int)
     case closed
 }

@@ -63,6 +63,7 @@ extension Session {
             openingCount -= 1
             slots[s].sendCredit = Int(window)
             schedule(s)
+            sendQueuedOpens()
             announceOutput()
             delegate.session(self, streamOpened: id)
         case .openFail(let id, let code, let message):

@@ -2,6 +2,9 @@
 /// data path touches no reference counts.
 struct StreamRecord {
     enum Phase: UInt8 {
+        /// Our OPEN is held back: `maxOutstandingOpens` OPENs await the peer's answer. It goes
+        /// out, in FIFO order, when one of them is answered (`Session.sendQueuedOpens`).
+        case queued
         /// We sent OPEN and wait for OPEN_OK/OPEN_FAIL.
         case opening
         /// The peer sent OPEN; the application has not answered yet.
@@ -36,7 +39,8 @@ struct StreamRecord {
     /// Consumed since the last WINDOW we sent.
     var unannounced = 0
     var lastWindowUpdateAt: UInt64 = 0
-    /// When we sent OPEN (opener side): the OPEN deadline counts from here.
+    /// When we sent OPEN (opener side): the OPEN deadline counts from here. While `queued`:
+    /// when the open was queued (the queue deadline counts from here).
     var openedAt: UInt64 = 0
 
     init(id: UInt32, streamClass: StreamClass, phase: Phase) {

@@ -167,6 +167,10 @@ final class HubWorker: TunnelConnectionDelegate {
             }
             hub.userConnections.opened()
             bridge.onClosed = { [hub] in hub.userConnections.closed() }
+        } catch .openQueueFull(let limit) {
+            // A burst beyond what the queue holds: refuse now rather than hold memory unbounded.
+            logger.warning("forward \(description) via \(tunnel.label): refused: \(limit) connections already wait for the agent to answer earlier opens (session setting maxQueuedOpens)")
+            connection.closeWithReset()
         } catch {
             logger.warning("forward \(description) via \(tunnel.label): cannot open stream: \(error)")
             connection.closeWithReset()
