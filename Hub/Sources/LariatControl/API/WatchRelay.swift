@@ -13,6 +13,9 @@ final class WatchRelay: Sendable {
     private struct State {
         var sink: APIStream.Sink?
         var pending: [Data] = []
+        /// The sink is attached and the lines that waited are being written: new lines queue
+        /// behind them, so the client sees store order.
+        var flushing = false
         var done = false
     }
 
@@ -34,7 +37,7 @@ final class WatchRelay: Sendable {
         enum Next { case write(APIStream.Sink), overflow, nothing }
         let next: Next = state.withLock { s in
             guard !s.done else { return .nothing }
-            if let sink = s.sink { return .write(sink) }
+            if let sink = s.sink, !s.flushing { return .write(sink) }
             s.pending.append(data)
             return s.pending.count > Self.maxPendingLines ? .overflow : .nothing
         }
@@ -46,18 +49,27 @@ final class WatchRelay: Sendable {
     }
 
     func attach(_ sink: APIStream.Sink, timeout: TimeInterval) {
-        let (pending, done) = state.withLock { s -> ([Data], Bool) in
+        state.withLock { s in
             s.sink = sink
-            defer { s.pending = [] }
-            return (s.pending, s.done)
+            s.flushing = true
         }
-        for line in pending where !sink.write(line) {
-            stop()
-            return
-        }
-        if done {
-            sink.finish()
-            return
+        // Drain what waited, and what arrives meanwhile, until nothing is left; only then do
+        // new lines go straight to the sink (the store delivers from one thread, in order).
+        while true {
+            let (batch, done) = state.withLock { s -> ([Data], Bool) in
+                if s.pending.isEmpty { s.flushing = false }
+                defer { s.pending = [] }
+                return (s.pending, s.done)
+            }
+            if done && batch.isEmpty {
+                sink.finish()
+                return
+            }
+            if batch.isEmpty { break }
+            for line in batch where !sink.write(line) {
+                stop()
+                return
+            }
         }
         // `stop` is idempotent: firing after the stream already ended does nothing.
         DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { [self] in stop() }
