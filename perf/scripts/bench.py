@@ -364,7 +364,9 @@ class Lariat(Route):
     def spawn_agent(self, agent_id, log=None):
         return spawn([self.env.bin("lariat-agent"), "--server", f"https://127.0.0.1:{self.hub_port}",
                       "--cluster", "local", "--token", self.token, "--ca-checksum", self.checksum,
-                      "--agent-id", agent_id], log or self.env.path(f"agent-{self.name}.log"))
+                      "--agent-id", agent_id,
+                      # The targets are on loopback, which agents refuse unless allowed by address.
+                      "--allow", "127.0.0.1"], log or self.env.path(f"agent-{self.name}.log"))
 
     def wait_ready(self, timeout=20):
         end = time.time() + timeout

@@ -176,7 +176,7 @@ def main():
                 host, server_port = "127.0.0.1", rp
                 helpers.append(bench.spawn(run_in(net.b, [B("lariat-agent"), "--server", f"https://{host}:{server_port}",
                                "--cluster", "local", "--token", h["token"], "--ca-checksum", h["checksum"],
-                               "--agent-id", f"nt-{name}"]), W(f"nt-agent-{name}.log")))
+                               "--agent-id", f"nt-{name}", "--allow", "127.0.0.1"]), W(f"nt-agent-{name}.log")))
                 routes[name] = h["forward"]
             for name, compress in (("ssh-aes128gcm", False), ("ssh-aes128gcm-C", True)):
                 rport = next(port)
