@@ -152,14 +152,7 @@ public final class Agent: TunnelConnectionDelegate {
         if let pin = configuration.caChecksum { headers.add(name: "X-Lariat-CA-Checksum", value: pin) }
         let request = HTTPRequestHead(method: "GET", target: configuration.hub.path("/cacerts"), headers: headers)
         logger.debug("fetching the hub's CA from \(configuration.hub)\(configuration.hub.path("/cacerts") == "/cacerts" ? "/cacerts" : "")")
-        let hubRequest = HubRequest(loop: loop, endpoint: configuration.hub, proxy: hubProxy, context: context,
-                                    request: request, isUpgrade: false,
-                                    timeoutMilliseconds: configuration.hubTimeoutMilliseconds) { [unowned self] outcome in
-            self.pendingRequest = nil
-            self.caFetched(outcome)
-        }
-        pendingRequest = hubRequest
-        hubRequest.start()
+        sendToHub(request, context: context) { [unowned self] outcome in self.caFetched(outcome) }
     }
 
     private func caFetched(_ outcome: HubRequest.Outcome) {
@@ -210,14 +203,9 @@ public final class Agent: TunnelConnectionDelegate {
                                     "Accept": "application/json", "Content-Type": "application/json"]
         headers.add(name: "Content-Length", value: String(body.count))
         let request = HTTPRequestHead(method: "POST", target: configuration.hub.path(AgentRegistration.path), headers: headers)
-        let hubRequest = HubRequest(loop: loop, endpoint: configuration.hub, proxy: hubProxy, context: context,
-                                    request: request, body: body, isUpgrade: false,
-                                    timeoutMilliseconds: configuration.hubTimeoutMilliseconds) { [unowned self] outcome in
-            self.pendingRequest = nil
+        sendToHub(request, body: body, context: context) { [unowned self] outcome in
             self.registrationFinished(outcome, context: context)
         }
-        pendingRequest = hubRequest
-        hubRequest.start()
     }
 
     private func registrationFinished(_ outcome: HubRequest.Outcome, context: TLSContext) {
@@ -271,11 +259,20 @@ public final class Agent: TunnelConnectionDelegate {
         ]
         let request = WebSocketHandshake.makeClientRequest(target: configuration.hub.path("/v1/connect"),
                                                            host: configuration.hub.authority, key: key, headers: headers)
+        sendToHub(request, isUpgrade: true, context: context) { [unowned self] outcome in
+            self.upgradeFinished(outcome, key: key)
+        }
+    }
+
+    /// One request to the hub (through the proxy, if any), held as the pending request until
+    /// its outcome arrives.
+    private func sendToHub(_ request: HTTPRequestHead, body: [UInt8] = [], isUpgrade: Bool = false, context: TLSContext,
+                           then: @escaping (HubRequest.Outcome) -> Void) {
         let hubRequest = HubRequest(loop: loop, endpoint: configuration.hub, proxy: hubProxy, context: context,
-                                    request: request, isUpgrade: true,
+                                    request: request, body: body, isUpgrade: isUpgrade,
                                     timeoutMilliseconds: configuration.hubTimeoutMilliseconds) { [unowned self] outcome in
             self.pendingRequest = nil
-            self.upgradeFinished(outcome, key: key)
+            then(outcome)
         }
         pendingRequest = hubRequest
         hubRequest.start()

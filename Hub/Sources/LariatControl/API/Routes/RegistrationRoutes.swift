@@ -9,22 +9,14 @@ enum RegistrationRoutes {
     static func register(_ control: ControlPlane, in builder: inout RouterBuilder) {
         var tokens = KindEndpoint<ClusterRegistrationToken>(store: control.registrationTokens)
         tokens.scope = { (cluster: $0.spec.clusterName, project: nil) }
-        tokens.present = { t in
-            var shown = t
-            shown.spec.secretSHA256 = ""
-            return shown
-        }
+        tokens.present = { withoutDigest($0, \.spec.secretSHA256) }
         tokens.disallowed = ["create", "update"]
         tokens.informer = control.registrationTokenInformer
         tokens.register(in: &builder) { control.router }
 
         var credentials = KindEndpoint<AgentCredential>(store: control.agentCredentials)
         credentials.scope = { (cluster: $0.spec.clusterName, project: nil) }
-        credentials.present = { c in
-            var shown = c
-            shown.spec.secretSHA256 = ""
-            return shown
-        }
+        credentials.present = { withoutDigest($0, \.spec.secretSHA256) }
         credentials.disallowed = ["create", "update"]
         credentials.informer = control.agentCredentialInformer
         credentials.register(in: &builder) { control.router }
@@ -52,4 +44,11 @@ enum RegistrationRoutes {
             return .json(200, V3Item(presentCredential(revoked)))
         }
     }
+}
+
+/// What clients see of an object holding a secret's digest: the object without it.
+func withoutDigest<R: Resource>(_ o: Object<R>, _ field: WritableKeyPath<Object<R>, String>) -> Object<R> {
+    var shown = o
+    shown[keyPath: field] = ""
+    return shown
 }

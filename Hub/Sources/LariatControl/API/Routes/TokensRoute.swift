@@ -25,11 +25,7 @@ enum TokensRoute {
         }
     }
 
-    static func present(_ t: Object<Token>) -> Object<Token> {
-        var shown = t
-        shown.spec.secretDigest = ""
-        return shown
-    }
+    static func present(_ t: Object<Token>) -> Object<Token> { withoutDigest(t, \.spec.secretDigest) }
 
     static func register(_ identity: IdentityRoutes, in builder: inout RouterBuilder) {
         let control = identity.control

@@ -28,11 +28,7 @@ enum UsersRoute {
         var endpoint = KindEndpoint<User>(store: users)
         endpoint.validate = User.validate
         endpoint.owner = { $0.name }
-        endpoint.present = { u in
-            var shown = u
-            shown.spec.passwordHash = ""
-            return shown
-        }
+        endpoint.present = { withoutDigest($0, \.spec.passwordHash) }
         let present = endpoint.present
         endpoint.prepareUpdate = { _, current, new in
             new.spec.passwordHash = current.spec.passwordHash      // only through the password actions
