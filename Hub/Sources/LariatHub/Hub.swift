@@ -69,7 +69,10 @@ public final class Hub {
         fileLimit = FileLimit.raiseToHardLimit()
         acceptor = UVLoop(name: "hub-acceptor")
         group = LoopGroup(count: max(1, configuration.loops), namePrefix: "hub-worker")
-        shared = HubShared(configuration: configuration, control: opened.control, registry: AgentRegistry(), tls: tls,
+        shared = HubShared(configuration: configuration, control: opened.control, tokens: opened.services.tokens,
+                           authorizer: opened.services.authorizer,
+                           kubernetesAudit: try KubernetesAuditLog(path: configuration.kubernetes.auditLog),
+                           registry: AgentRegistry(), tls: tls,
                            caPEM: ca.certificatePEM, adminTokenSHA256: admin.sha256Hex, logger: logger, metrics: metrics)
         metricsEndpoint.attach(shared)
         var ws: [LoopBound<HubWorker>] = []
@@ -84,6 +87,7 @@ public final class Hub {
             for w in allWorkers { w.loop.execute { w.value.publishRoundTrips() } }
         }
         Self.closeTunnelsOnRevocation(shared)
+        Self.endKubernetesSessionsOnRevocation(shared, tokens: opened.services.tokens.tokens, users: opened.services.users)
         Self.answerConnectedChecks(shared)
         try listen()
         // With port 0 the URL import commands carry is known only now.
@@ -128,6 +132,33 @@ public final class Hub {
         shared.control.clusterInformer.onChange { change in
             guard case .deleted(let c) = change else { return }
             close(shared.registry.all.filter { $0.cluster == c.name }, "cluster \(c.name) deleted")
+        }
+    }
+
+    /// A deleted, disabled or expired token, or a deleted or disabled user, ends that caller's
+    /// open watches and exec, attach and port-forward sessions at once (new requests are refused
+    /// by authentication already).
+    private static func endKubernetesSessionsOnRevocation(_ shared: HubShared, tokens: Informer<Token>, users: Informer<User>) {
+        @Sendable func revoke(token: String?, user: String?, _ reason: String) {
+            for w in shared.workers { w.loop.execute { w.value.kubernetes.revoke(token: token, user: user, reason: reason) } }
+        }
+        tokens.onChange { change in
+            switch change {
+            case .upserted(let t) where !t.spec.enabled || t.metadata.isBeingDeleted || (t.spec.expiresAt.map { $0 <= Date() } ?? false):
+                revoke(token: t.name, user: nil, "token \(t.name) was revoked")
+            case .deleted(let t):
+                revoke(token: t.name, user: nil, "token \(t.name) was deleted")
+            default: break
+            }
+        }
+        users.onChange { change in
+            switch change {
+            case .upserted(let u) where !u.spec.enabled || u.metadata.isBeingDeleted:
+                revoke(token: nil, user: u.name, "user \(u.name) was disabled")
+            case .deleted(let u):
+                revoke(token: nil, user: u.name, "user \(u.name) was deleted")
+            default: break
+            }
         }
     }
 

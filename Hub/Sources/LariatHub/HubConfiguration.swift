@@ -38,6 +38,8 @@ public struct HubConfiguration: Sendable {
     /// Audit records of API requests as JSON lines to this file ("-": standard output); nil keeps
     /// the most recent in memory only.
     public var auditLog: String?
+    /// The Kubernetes authentication proxy (`/k8s/clusters/<id>/…`): limits, pool, audit log.
+    public var kubernetes = KubernetesProxySettings()
 
     public var serverURL: String { serverURL(port: listenPort) }
 

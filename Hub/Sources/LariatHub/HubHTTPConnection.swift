@@ -42,6 +42,13 @@ final class HubHTTPConnection: ByteStreamHandler {
     private var unparsed: [UInt8] = []
     private var readPaused = false
     private var limits: FrontDoorLimits { worker.hub.configuration.limits }
+    /// A request through the Kubernetes proxy being answered (later requests wait).
+    private var exchange: KubernetesExchange?
+    /// Set while waiting for replies to drain before moving to another loop.
+    var movingTo: MovePlan?
+    /// How many loops this connection has moved through for its current request (at most one
+    /// move is expected; a second means agents are moving and the client should retry).
+    private var hops = 0
 
     init(stream: TLSConnection, ticket: ConnectionAdmission.Ticket, worker: HubWorker, remote: String, source: String) {
         self.stream = stream
@@ -55,6 +62,36 @@ final class HubHTTPConnection: ByteStreamHandler {
             if self.phase == .handshake { self.arm(.head, afterMilliseconds: self.limits.requestHeadTimeoutMilliseconds) }
         }
         stream.start(handler: self)
+    }
+
+    /// A connection moved here from another loop, with the request it was moved for (its
+    /// tunnel lives on this loop) and whatever the client sent after that request.
+    init(adopted stream: TLSConnection, carrying moved: MovedRequest, worker: HubWorker) {
+        self.stream = stream
+        self.worker = worker
+        self.remote = moved.remote
+        self.source = moved.source
+        self.ticket = moved.ticket
+        deadline = UVTimer(loop: worker.loop)
+        phase = .responding
+        unparsed = moved.unparsed
+        hops = moved.hops
+        readPaused = true
+        stream.pauseReading()
+        stream.start(handler: self)
+        stream.pauseReading()
+        kubernetesRequest(moved.head, body: moved.body, leftover: nil)
+    }
+
+    /// What a connection carries to the loop it moves to (all values; the TLS session goes separately).
+    struct MovedRequest: Sendable {
+        var head: HTTPRequestHead
+        var body: [UInt8]
+        var unparsed: [UInt8]
+        var ticket: ConnectionAdmission.Ticket?
+        var remote: String
+        var source: String
+        var hops: Int
     }
 
     // MARK: Deadlines
@@ -88,6 +125,12 @@ final class HubHTTPConnection: ByteStreamHandler {
 
     func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) {
         guard phase != .upgraded, phase != .closing else { return }
+        if phase == .responding {
+            // An answer is being worked out: what follows waits, in order, and reading stops.
+            unparsed.append(contentsOf: bytes)
+            pauseReading()
+            return
+        }
         if phase == .idle { arm(.head, afterMilliseconds: limits.requestHeadTimeoutMilliseconds) }
         if !unparsed.isEmpty {
             // Replies are backed up; keep the input in order behind what is waiting.
@@ -106,6 +149,11 @@ final class HubHTTPConnection: ByteStreamHandler {
                     current = head
                     bodyBytes = 0
                     body = []
+                    if head.isUpgradeRequest, head.target.hasPrefix(KubernetesRequestInfo.prefix) {
+                        // exec, attach, port-forward: the rest of the connection is the session.
+                        kubernetesRequest(head, body: [], leftover: input)
+                        return
+                    }
                     if head.isUpgradeRequest {
                         guard head.path == "/v1/connect" else {
                             // One answer; the parser's `.upgrade` event for it is never reached.
@@ -114,14 +162,19 @@ final class HubHTTPConnection: ByteStreamHandler {
                         upgrade(head, leftover: input)
                         return
                     }
-                    let bodyAllowance = UInt64(Self.maxRequestBody * 1000 / max(1, limits.minimumBodyBytesPerSecond))
+                    if isKubernetes(head), head.headers.first(name: "Expect")?.lowercased() == "100-continue" {
+                        // The body is read here before anything is sent on: tell the client to send it.
+                        stream.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
+                    }
+                    let bodyAllowance = UInt64(maxBody(head) * 1000 / max(1, limits.minimumBodyBytesPerSecond))
                     arm(.body, afterMilliseconds: limits.requestHeadTimeoutMilliseconds + bodyAllowance)
                 case .body(let b):
                     bodyBytes += b.count
-                    if bodyBytes > Self.maxRequestBody {
-                        return respondAndClose(413, "request body larger than \(Self.maxRequestBody) bytes\n")
+                    let limit = current.map(maxBody) ?? Self.maxRequestBody
+                    if bodyBytes > limit {
+                        return respondAndClose(413, "request body larger than \(limit) bytes\n")
                     }
-                    if let head = current, ControlPlaneBridge.handles(head.path) { body.append(contentsOf: b) }
+                    if let head = current, ControlPlaneBridge.handles(head.path) || isKubernetes(head) { body.append(contentsOf: b) }
                 case .end:
                     if let head = current { route(head) }
                     current = nil
@@ -145,7 +198,11 @@ final class HubHTTPConnection: ByteStreamHandler {
         }
     }
 
-    func streamDidDrain(_ stream: any ByteStream) { resumeParsing() }
+    func streamDidDrain(_ stream: any ByteStream) {
+        exchange?.clientDrained()
+        if let moving = movingTo { return migrate(to: moving) }
+        resumeParsing()
+    }
 
     /// Parses what waited while replies were backed up or one was being worked out, then reads on.
     private func resumeParsing() {
@@ -180,6 +237,8 @@ final class HubHTTPConnection: ByteStreamHandler {
         ticket = nil
         streaming?.cancel()
         streaming = nil
+        exchange?.clientClosed()
+        exchange = nil
     }
 
     // MARK: Routes
@@ -208,6 +267,9 @@ final class HubHTTPConnection: ByteStreamHandler {
             respondAndClose(426, "the tunnel endpoint needs a WebSocket upgrade\n")
         case (_, let path) where ControlPlaneBridge.handles(path):
             controlPlane(head)
+        case _ where isKubernetes(head):
+            kubernetesRequest(head, body: body, leftover: nil)
+            body = []
         default:
             respond(404, "no such endpoint: \(head.method) \(head.path)\n", close: !keepOpen)
         }
@@ -391,6 +453,180 @@ final class HubHTTPConnection: ByteStreamHandler {
             arm(.closing, afterMilliseconds: limits.requestHeadTimeoutMilliseconds)
             unparsed = []
             stream.shutdownWrite()
+        }
+    }
+}
+
+// MARK: - The Kubernetes authentication proxy
+
+extension HubHTTPConnection: KubernetesExchangeClient {
+    func isKubernetes(_ head: HTTPRequestHead) -> Bool { head.target.hasPrefix(KubernetesRequestInfo.prefix) }
+
+    func maxBody(_ head: HTTPRequestHead) -> Int {
+        isKubernetes(head) ? worker.hub.configuration.kubernetes.maxRequestBodyBytes : Self.maxRequestBody
+    }
+
+    /// Authenticates and authorizes a request under `/k8s/clusters/<id>/`, then sends it to the
+    /// cluster's API server through the agent's tunnel, moving this connection to the loop of
+    /// that tunnel first if it lives elsewhere. `leftover`: bytes after an upgrade request's head.
+    func kubernetesRequest(_ head: HTTPRequestHead, body: [UInt8], leftover: UnsafeRawBufferPointer?) {
+        let hub = worker.hub
+        let keepAlive = head.keepAlive && !head.isUpgradeRequest
+        phase = .responding
+        deadline.stop()
+        if let leftover, leftover.count > 0 { unparsed = Array(leftover) + unparsed }
+        if head.isUpgradeRequest { pauseReading() }
+        func refuse(_ status: Int, _ reason: String, _ message: String, headers: [String: String] = [:]) {
+            kubernetesRefusal(status, reason: reason, message: message, headers: headers, keepAlive: keepAlive)
+        }
+        if let wait = hub.authThrottle.retryAfter(source: source, now: worker.loop.now) {
+            return refuse(429, "TooManyRequests", "too many failed authentications from \(source); retry in \(wait) s",
+                          headers: ["Retry-After": String(wait)])
+        }
+        guard let info = KubernetesRequestInfo(method: head.method, target: head.target) else {
+            return refuse(404, "NotFound", "no cluster named in \(head.path)")
+        }
+        guard let bearer = bearer(head) else {
+            return refuse(401, "Unauthorized", "a Lariat API token is required (Authorization: Bearer token-…:…)")
+        }
+        let principal: Principal
+        switch hub.tokens.check(bearer: bearer) {
+        case .success(let p) where p.kind == .user:
+            principal = p
+        case .success:
+            return refuse(401, "Unauthorized", "this credential cannot be used for the Kubernetes API")
+        case .failure(let why):
+            hub.authenticationFailed(source: source, reason: "Kubernetes API request: \(why)", now: worker.loop.now, metric: "api_token")
+            return refuse(401, "Unauthorized", "invalid or expired token")
+        }
+        let reach = hub.authorizer.canReach(principal, cluster: info.cluster)
+        guard reach.allowed else {
+            return refuse(403, "Forbidden", "user \(principal.username) may not use cluster \(info.cluster)")
+        }
+        guard hub.control.clusterInformer.get(info.cluster) != nil else {
+            return refuse(404, "NotFound", "cluster \(info.cluster) not found")
+        }
+        let access = info.access
+        let decision = hub.authorizer.authorize(principal, access)
+        guard decision.allowed else {
+            return refuse(403, "Forbidden", Self.forbiddenMessage(info, username: principal.username))
+        }
+        guard let agent = hub.registry.pick(cluster: info.cluster, now: worker.loop.now) else {
+            return refuse(503, "ServiceUnavailable", "cluster \(info.cluster) is unavailable: no agent of it is connected to this hub")
+        }
+        if agent.worker != worker.index {
+            guard hops == 0 else {
+                return refuse(503, "ServiceUnavailable", "cluster \(info.cluster): its agents are reconnecting; retry")
+            }
+            movingTo = MovePlan(worker: agent.worker, head: head, body: body)
+            return migrate(to: movingTo!)
+        }
+        hops = 0
+        let upstreamHead = UpstreamRequestHead.make(from: head, target: info.upstreamTarget, principal: principal,
+                                                    clientAddress: source, bodyLength: body.count)
+        var request = upstreamHead.serialized
+        request.append(contentsOf: body)
+        let e = KubernetesExchange(proxy: worker.kubernetes, client: self, info: info, principal: principal, method: head.method,
+                                   request: request, bodyBytes: body.count, isUpgrade: head.isUpgradeRequest,
+                                   clientKeepAlive: keepAlive, source: source, uri: head.target)
+        exchange = e
+        worker.kubernetes.begin(e, agent: agent)
+    }
+
+    /// kube-apiserver's wording, so kubectl prints what users know.
+    static func forbiddenMessage(_ info: KubernetesRequestInfo, username: String) -> String {
+        guard info.isResourceRequest else {
+            return "forbidden: User \"\(username)\" cannot \(info.verb) path \"\(info.upstreamPath)\" in cluster \(info.cluster)"
+        }
+        let resource = info.subresource.isEmpty ? info.resource : info.resource + "/" + info.subresource
+        var m = "\(resource)\(info.name.isEmpty ? "" : " \"\(info.name)\"") is forbidden: User \"\(username)\" cannot \(info.verb) resource \"\(resource)\" in API group \"\(info.apiGroup)\""
+        m += info.namespace.isEmpty ? " at the cluster scope" : " in the namespace \"\(info.namespace)\""
+        return m + " of cluster \(info.cluster)"
+    }
+
+    /// A `metav1.Status` answer (what kubectl shows for errors).
+    private func kubernetesRefusal(_ status: Int, reason: String, message: String, headers: [String: String], keepAlive: Bool) {
+        var json = JSONLineWriter()
+        json.beginObject()
+        json.key("kind"); json.string("Status")
+        json.key("apiVersion"); json.string("v1")
+        json.key("metadata"); json.beginObject(); json.endObject()
+        json.key("status"); json.string("Failure")
+        json.key("message"); json.string(message)
+        json.key("reason"); json.string(reason)
+        json.key("code"); json.raw(number: status)
+        json.endObject()
+        // An upgrade refused leaves unread session bytes behind: that connection closes.
+        let close = !keepAlive || !unparsed.isEmpty && current?.isUpgradeRequest == true
+        respond(status, json.bytes + [10], contentType: "application/json", extraHeaders: headers, close: close)
+        if !close { finishAnswer(keepAlive: true) }
+    }
+
+    // MARK: KubernetesExchangeClient
+
+    func exchangeAnswered(keepAlive: Bool) {
+        exchange = nil
+        finishAnswer(keepAlive: keepAlive)
+    }
+
+    func exchangeFailed(status: Int, message: String) {
+        let wasUpgrade = exchange?.isUpgrade ?? false
+        let keep = (exchange?.clientKeepAlive ?? false) && !wasUpgrade
+        exchange = nil
+        kubernetesRefusal(status, reason: status == 503 ? "ServiceUnavailable" : "InternalError", message: message
+            .trimmingCharacters(in: .newlines), headers: [:], keepAlive: keep)
+    }
+
+    func exchangeUpgraded() {
+        guard let e = exchange else { return }
+        phase = .upgraded
+        deadline.close()
+        e.ticket = ticket
+        ticket = nil
+        e.earlyClientBytes.append(contentsOf: unparsed)
+        unparsed = []
+        exchange = nil
+        readPaused = false
+        stream.onHandshakeComplete = nil
+    }
+
+    // MARK: Moving to the tunnel's loop
+
+    struct MovePlan {
+        var worker: Int
+        var head: HTTPRequestHead
+        var body: [UInt8]
+    }
+
+    /// Hands the TLS session (socket and OpenSSL state) to the worker holding the agent's tunnel,
+    /// once nothing waits to be written; the request is routed again there.
+    func migrate(to plan: MovePlan) {
+        pauseReading()
+        guard stream.bufferedWriteBytes == 0 else { return }  // streamDidDrain comes back here
+        movingTo = nil
+        // Not from inside the TLS read callback that delivered the request: on the next turn.
+        worker.loop.schedule(afterMilliseconds: 0) { [self] in
+            guard !stream.isClosed else { return }
+            guard let moving = stream.detachForMigration() else {
+                return kubernetesRefusal(503, reason: "ServiceUnavailable", message: "cluster: cannot move the connection to its tunnel's loop; retry",
+                                         headers: [:], keepAlive: false)
+            }
+            deadline.close()
+            let moved = MovedRequest(head: plan.head, body: plan.body, unparsed: unparsed, ticket: ticket, remote: remote,
+                                     source: source, hops: hops + 1)
+            unparsed = []
+            ticket = nil
+            let target = worker.hub.workers[plan.worker]
+            let logger = worker.logger
+            target.loop.execute {
+                do {
+                    let tls = try moving.adopt(on: target.loop)
+                    _ = HubHTTPConnection(adopted: tls, carrying: moved, worker: target.value)
+                } catch {
+                    logger.warning("cannot move a connection from \(moved.remote) to worker \(plan.worker): \(error)")
+                    moving.discard()
+                }
+            }
         }
     }
 }

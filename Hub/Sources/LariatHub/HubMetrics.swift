@@ -35,6 +35,7 @@ final class HubMetrics: Sendable {
     static let handshakeFailuresLabel = "lariat_hub_handshake_failures_total"
     static let authenticationFailuresLabel = "lariat_hub_authentication_failures_total"
     static let infoLabel = "lariat_hub_info"
+    static let kubernetesRequestsLabel = "lariat_hub_k8s_requests_total"
 
     let registry = PrometheusCollectorRegistry()
     let factory: PrometheusMetricsFactory
@@ -62,6 +63,12 @@ final class HubMetrics: Sendable {
     /// `websocket`, `no_hello`, `authentication`, `duplicate_agent`, `draining`).
     func handshakeFailed(_ reason: String) {
         Counter(label: Self.handshakeFailuresLabel, dimensions: [("reason", reason)], factory: factory).increment()
+    }
+
+    /// A request through the Kubernetes authentication proxy, by cluster, verb and status code.
+    func kubernetesRequest(cluster: String, verb: String, status: Int) {
+        Counter(label: Self.kubernetesRequestsLabel, dimensions: [("cluster", cluster), ("verb", verb), ("code", String(status))],
+                factory: factory).increment()
     }
 
     /// A refused credential (`agent`, `admin_token`, `api_token`).

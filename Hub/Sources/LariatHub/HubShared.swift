@@ -19,6 +19,11 @@ final class HubShared: Sendable {
     let admission: ConnectionAdmission
     let authThrottle: AuthThrottle
     let metrics: HubMetrics
+    /// Bearer → principal and "may P do A", read by the Kubernetes proxy on the loops (informer
+    /// caches; a token not yet in the cache costs one indexed store read).
+    let tokens: TokenService
+    let authorizer: Authorizer
+    let kubernetesAudit: KubernetesAuditLog
     private let draining = Atomic<Bool>(false)
     /// User connections bridged into a tunnel and not yet closed. A draining hub waits for
     /// these too: a stream the session has finished may still be flushing to its user.
@@ -31,9 +36,13 @@ final class HubShared: Sendable {
     nonisolated(unsafe) var workers: [LoopBound<HubWorker>] = []
     private let cursor = Atomic<Int>(0)
 
-    init(configuration: HubConfiguration, control: ControlPlane, registry: AgentRegistry, tls: TLSContext,
+    init(configuration: HubConfiguration, control: ControlPlane, tokens: TokenService, authorizer: Authorizer,
+         kubernetesAudit: KubernetesAuditLog, registry: AgentRegistry, tls: TLSContext,
          caPEM: String, adminTokenSHA256: String, logger: Logger, metrics: HubMetrics) {
         self.configuration = configuration
+        self.tokens = tokens
+        self.authorizer = authorizer
+        self.kubernetesAudit = kubernetesAudit
         self.metrics = metrics
         self.control = control
         self.registry = registry

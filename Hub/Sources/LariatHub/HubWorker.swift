@@ -18,6 +18,8 @@ final class HubWorker: TunnelConnectionDelegate {
     /// Data bytes of this loop's ended tunnels by cluster, so `/metrics` byte counters never go back.
     var retiredTotals: [String: TunnelTotals] = [:]
     var logger: Logger { hub.logger }
+    /// The Kubernetes authentication proxy's pool and open exchanges on this loop.
+    private(set) lazy var kubernetes = KubernetesProxy(worker: self)
 
     init(index: Int, loop: UVLoop, hub: HubShared) {
         self.index = index
@@ -133,6 +135,7 @@ final class HubWorker: TunnelConnectionDelegate {
         if keys[id] == nil && tunnel.session.hello == nil { hub.metrics.handshakeFailed("no_hello") }
         if let key = keys.removeValue(forKey: id) {
             tunnels[key] = nil
+            kubernetes.tunnelEnded(key)
             retire(tunnel)
             let cluster = hub.registry.remove(key)?.cluster
             if let cluster { hub.clusterStatus?.clusterChanged(cluster) }

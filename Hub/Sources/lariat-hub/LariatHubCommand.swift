@@ -10,8 +10,8 @@ struct LariatHubCommand: ParsableCommand {
         commandName: "lariat-hub",
         abstract: "The Lariat hub: accepts agent tunnels and carries traffic to the clusters behind them.",
         version: LariatVersion.version,
-        subcommands: [Serve.self, Login.self, ClusterCommand.self, TokenCommand.self, UserCommand.self, RoleCommand.self,
-                       Bench.self],
+        subcommands: [Serve.self, Login.self, ClusterCommand.self, KubeconfigCommand.self, TokenCommand.self, UserCommand.self,
+                       RoleCommand.self, Bench.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -79,6 +79,18 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Append an audit record of every API request to this file as JSON lines (- for standard output).")
     var auditLog: String?
 
+    @Option(name: .customLong("k8s-audit-log"), help: "Append a JSON line for every request through /k8s/clusters/ and for the start and end of every exec, attach and port-forward session to this file (- for standard output).")
+    var kubernetesAuditLog: String?
+
+    @Option(name: .customLong("k8s-max-body"), help: "Largest request body (bytes) the Kubernetes proxy accepts (kube-apiserver's own limit is 3 MiB).")
+    var kubernetesMaxBody: Int?
+
+    @Option(name: .customLong("k8s-pool-size"), help: "Idle keep-alive streams to the API server kept per agent and worker loop.")
+    var kubernetesPoolSize: Int?
+
+    @Option(name: .customLong("k8s-pool-idle"), help: "Seconds an idle pooled stream to the API server is kept.")
+    var kubernetesPoolIdle: UInt64?
+
     @Option(name: .long, help: "Seconds a client has to finish its TLS handshake.")
     var tlsHandshakeTimeout: Double = Double(FrontDoorLimits().tlsHandshakeTimeoutMilliseconds) / 1000
 
@@ -123,6 +135,10 @@ struct Serve: ParsableCommand {
         }
         config.advertisedURL = advertiseURL
         config.auditLog = auditLog
+        config.kubernetes.auditLog = kubernetesAuditLog
+        if let kubernetesMaxBody { config.kubernetes.maxRequestBodyBytes = kubernetesMaxBody }
+        if let kubernetesPoolSize { config.kubernetes.maxIdleUpstreamsPerAgent = kubernetesPoolSize }
+        if let kubernetesPoolIdle { config.kubernetes.upstreamIdleTimeoutMilliseconds = kubernetesPoolIdle * 1000 }
         config.limits.tlsHandshakeTimeoutMilliseconds = try milliseconds(tlsHandshakeTimeout, "--tls-handshake-timeout")
         config.limits.requestHeadTimeoutMilliseconds = try milliseconds(requestHeadTimeout, "--request-head-timeout")
         config.limits.keepAliveIdleTimeoutMilliseconds = try milliseconds(keepAliveTimeout, "--keep-alive-timeout")
