@@ -144,6 +144,7 @@ public final class Session {
         let id = nextLocalID
         nextLocalID += 2
         var r = StreamRecord(id: id, streamClass: streamClass, phase: mustQueue ? .queued : .opening)
+        r.mayCompress = !config.uncompressedTargets.contains(target)
         r.openedAt = now
         r.recvWindow = config.initialStreamWindow
         r.recvCredit = config.initialStreamWindow

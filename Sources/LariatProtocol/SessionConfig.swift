@@ -42,6 +42,10 @@ public struct SessionConfig: Sendable {
     public var software = ""
     /// Try LZ4 on DATA when the peer supports it.
     public var compression = true
+    /// OPEN targets whose streams never send LZ4 DATA, whichever end opened them (PROTOCOL.md
+    /// §8, CRIME/BREACH): Kubernetes API traffic puts Secrets and attacker-chosen bytes in one
+    /// frame, where a compressed length would leak the secret. Local rule; receivers accept both.
+    public var uncompressedTargets: Set<String> = ["k8s-proxy"]
     /// Send PING when nothing was received for this long.
     public var pingIntervalNanos: UInt64 = 10_000_000_000
     /// With no work pending, declare the peer dead when nothing was received for this long.

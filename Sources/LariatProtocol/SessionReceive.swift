@@ -213,6 +213,7 @@ extension Session {
         }
         var r = StreamRecord(id: id, streamClass: cls, phase: .awaitingAccept)
         r.sendCredit = Int(window)
+        r.mayCompress = !config.uncompressedTargets.contains(target)
         insert(r)
         pendingAccepts += 1
         stats.streamsAccepted += 1

@@ -52,7 +52,7 @@ extension Session {
         guard n > 0 || finNow else { return 0 }
         var flags: UInt8 = finNow ? FrameFlags.fin : 0
         var payloadLength = n
-        if n >= LZ4Codec.minimumInput, compressionEnabled, slots[s].compression.shouldTry() {
+        if n >= LZ4Codec.minimumInput, compressionEnabled, slots[s].mayCompress, slots[s].compression.shouldTry() {
             let c = LZ4Codec.compress(chunk, into: at + FrameHeader.size + 4)
             slots[s].compression.record(shrank: c > 0)
             if c > 0 {

@@ -27,6 +27,9 @@ struct StreamRecord {
     /// `write` found the buffer nearly full; raise streamWritable once it drains.
     var writableWanted = false
     var compression = CompressionBackoff()
+    /// False for a target in `SessionConfig.uncompressedTargets`: decided once at OPEN, so the
+    /// data path tests a flag, not a string.
+    var mayCompress = true
 
     // Receive side.
     var remoteFinished = false
