@@ -40,13 +40,32 @@ extension TCPConnection {
     /// gets no stray events here.
     public func detach() -> DetachedSocket? {
         guard isUntouched else { return nil }
-        var fd = uv_os_fd_t()
-        guard uv_fileno(handle.asHandle, &fd) == 0 else {
-            close()
-            return nil
-        }
-        let copy = dup(fd)
+        let socket = duplicateSocket()
         close()
+        return socket
+    }
+
+    /// Gives up a started connection's socket for another loop, mid-conversation: duplicates
+    /// the descriptor and closes this handle without a shutdown. Nil (and the connection left
+    /// as is) unless it is open, has nothing queued for the kernel and sent no half-close.
+    /// On success the handler gets no further callback at all, not even `streamDidClose`.
+    /// libuv holds no read data of its own: unread bytes wait in the kernel for the adopter;
+    /// bytes already delivered to the handler are the caller's to pass along.
+    public func detachForMigration() -> DetachedSocket? {
+        detachForMigration(keepingAlive: [])
+    }
+
+    /// `detachForMigration()`, keeping `keepAlive` until this handle's close callback.
+    func detachForMigration(keepingAlive keepAlive: [AnyObject]) -> DetachedSocket? {
+        guard isQuiescent, let socket = duplicateSocket() else { return nil }
+        closeForMigration(keepingAlive: keepAlive)
+        return socket
+    }
+
+    private func duplicateSocket() -> DetachedSocket? {
+        var fd = uv_os_fd_t()
+        guard uv_fileno(handle.asHandle, &fd) == 0 else { return nil }
+        let copy = dup(fd)
         guard copy >= 0 else { return nil }
         return DetachedSocket(descriptor: copy)
     }

@@ -49,6 +49,11 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
     /// A handler replaced by `start(handler:)`, released once no callback can be running in it.
     private var retiredHandler: (any ByteStreamHandler)?
     private var connectCompletion: ((UVError?) -> Void)?
+    /// The socket lives on in another loop (`detachForMigration`): the close callback tells
+    /// the handler nothing.
+    private var migrated = false
+    /// Objects a migration must keep alive until no stack frame can still be using them.
+    private var keptUntilClose: [AnyObject] = []
 
     /// Traffic counters (payload bytes), for metrics.
     public private(set) var bytesReceived: UInt64 = 0
@@ -102,6 +107,22 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
 
     /// True for an open connection nobody has started or written to: safe to `detach()`.
     var isUntouched: Bool { state == .open && handlerOwner == nil && !writeInFlight && backlog.isEmpty }
+
+    /// True for an open connection with nothing waiting for the kernel and no half-close
+    /// sent: its socket can move to another loop as it is (`detachForMigration`).
+    var isQuiescent: Bool { state == .open && !writeInFlight && backlog.isEmpty && writeSide == .open }
+
+    /// Closes this handle while a duplicate of its socket lives on elsewhere: no shutdown, and
+    /// no further callback to the handler, not even `streamDidClose`. The handler and
+    /// `keepAlive` are released in the close callback, once no stack frame can be using them
+    /// (this is usually called from inside one of the handler's own callbacks).
+    func closeForMigration(keepingAlive keepAlive: [AnyObject]) {
+        guard !isClosed else { return }
+        migrated = true
+        keptUntilClose = keepAlive
+        handler = DetachedStreamHandler.shared
+        close()
+    }
 
     /// Completes `uv_accept` on a listening handle.
     func accept(from server: UnsafeMutablePointer<uv_stream_t>) -> Int32 {
@@ -387,8 +408,9 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
         let owner = handlerOwner
         handler = DetachedStreamHandler.shared
         handlerOwner = nil
-        owner?.streamDidClose(self)
+        if !migrated { owner?.streamDidClose(self) }
         retiredHandler = nil
+        keptUntilClose = []
     }
 
     /// Reports a fatal error to the handler, then closes.

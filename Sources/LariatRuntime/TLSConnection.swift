@@ -40,12 +40,21 @@ public final class TLSConnection: ByteStream {
     private var processing = false
     private var receivedCloseNotify = false
     private var transportEOF = false
+    /// The engine went to another loop (`detachForMigration`): this object must not touch it.
+    private var migrated = false
 
     /// Wraps `transport` (not yet started). Clients pass the `serverName` to send as SNI and to
     /// verify; servers pass nil.
     public init(transport: any ByteStream, context: TLSContext, serverName: String? = nil) throws(TLSError) {
         self.transport = transport
         engine = try TLSEngine(context: context, serverName: serverName)
+        plaintext = .allocate(byteCount: Self.plaintextBufferSize, alignment: 16)
+    }
+
+    /// Continues a session that moved from another loop (`MigratingTLSConnection.adopt`).
+    init(transport: TCPConnection, adoptedEngine: TLSEngine) {
+        self.transport = transport
+        engine = adoptedEngine
         plaintext = .allocate(byteCount: Self.plaintextBufferSize, alignment: 16)
     }
 
@@ -74,7 +83,9 @@ public final class TLSConnection: ByteStream {
         }
         started = true
         transport.start(handler: TLSTransportAdapter(owner: self))
-        if !engine.isServer { processInbound() }  // the client speaks first: ClientHello
+        // The client speaks first (ClientHello); a session that moved here first delivers the
+        // records it brought along.
+        if !engine.isServer || engine.isHandshakeComplete { processInbound() }
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) {
@@ -239,8 +250,13 @@ public final class TLSConnection: ByteStream {
 
     fileprivate func transportDidRead(_ bytes: UnsafeRawBufferPointer) {
         guard !closing else { return }
+        // engine.withInput, unrolled: after a migration inside processInbound the engine may
+        // already be in use on another thread.
+        engine.lend(bytes)
+        processInbound()
+        guard !migrated else { return }
         do throws(TLSError) {
-            try engine.withInput(bytes) { processInbound() }
+            try engine.keepLentInput()
         } catch {
             fail(.tls(error))
             return
@@ -292,6 +308,36 @@ private final class TLSTransportAdapter: ByteStreamHandler {
 }
 
 extension TLSConnection {
+    /// Moves this session to another loop (the hub hands a client's request to the loop that
+    /// holds the tunnel it needs). Call on the connection's loop. Nil, and the connection left
+    /// as is, unless the handshake is complete, the connection is not closed, nothing is
+    /// buffered for writing (`bufferedWriteBytes == 0`, no early writes), no close_notify was
+    /// sent or received, the transport has not reported EOF, and the transport is a
+    /// `TCPConnection`. On success this connection is dead for its handler: no further
+    /// callback at all (not even `streamDidClose`); the socket stays open (its descriptor is
+    /// duplicated, this handle closed without a shutdown or close_notify). Plaintext already
+    /// delivered to the handler is the caller's to pass along; ciphertext not yet decrypted
+    /// travels with the engine.
+    public func detachForMigration() -> MigratingTLSConnection? {
+        guard !closing, engine.isHandshakeComplete, !engine.hadFatalError, writeSide == .open,
+              earlyWrites.isEmpty, !receivedCloseNotify, !transportEOF, engine.pendingCiphertextCount == 0,
+              let tcp = transport as? TCPConnection, tcp.isQuiescent else { return nil }
+        // Called from a read callback, the engine may still read from the socket's read
+        // buffer: make the rest its own before it changes hands.
+        do throws(TLSError) { try engine.keepLentInput() } catch { return nil }
+        // The handler is usually on the stack (this is called from its callback): the old
+        // handle's close callback releases it.
+        let keep: [AnyObject] = [handlerOwner, retiredHandler].compactMap { $0 }
+        guard let socket = tcp.detachForMigration(keepingAlive: keep) else { return nil }
+        migrated = true
+        closing = true
+        handler = DetachedStreamHandler.shared
+        handlerOwner = nil
+        retiredHandler = nil
+        onHandshakeComplete = nil
+        return MigratingTLSConnection(socket: socket, engine: engine)
+    }
+
     /// Connects TCP to `host:port`, then wraps it in a client TLS session (verifying
     /// `serverName`, which defaults to `host`). The handshake starts with `start(handler:)`.
     public static func connect(loop: UVLoop, host: String, port: Int, context: TLSContext,

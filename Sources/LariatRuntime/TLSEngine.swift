@@ -71,11 +71,29 @@ public final class TLSEngine {
     /// Lets `body` decrypt straight from `ciphertext` (a socket's read buffer); what is left
     /// unread when it returns is copied, since the read buffer is about to be reused.
     public func withInput(_ ciphertext: UnsafeRawBufferPointer, _ body: () -> Void) throws(TLSError) {
-        guard let base = ciphertext.baseAddress, ciphertext.count > 0 else { return body() }
-        lariat_bio_lend(buffers, base, ciphertext.count)
+        lend(ciphertext)
         body()
+        try keepLentInput()
+    }
+
+    /// The two halves of `withInput`, for a caller that may hand the engine to another thread
+    /// in between (`TLSConnection.detachForMigration`): it must not touch the engine afterwards.
+    @inline(__always)
+    func lend(_ ciphertext: UnsafeRawBufferPointer) {
+        guard let base = ciphertext.baseAddress, ciphertext.count > 0 else { return }
+        lariat_bio_lend(buffers, base, ciphertext.count)
+    }
+
+    /// Copies what is left of the lent ciphertext into the engine's own input buffer (no-op
+    /// when nothing is lent).
+    @inline(__always)
+    func keepLentInput() throws(TLSError) {
+        guard buffers.pointee.lent != nil else { return }
         guard lariat_bio_keep(buffers) == 1 else { throw TLSError.configuration("out of memory for TLS input") }
     }
+
+    /// Ciphertext received and not yet decrypted (a migrating connection carries it along).
+    var bufferedInputCount: Int { buffers.pointee.kept_len + buffers.pointee.lent_len }
 
     /// Ciphertext waiting to be sent.
     public var pendingCiphertextCount: Int { buffers.pointee.out_len }
@@ -170,6 +188,16 @@ public final class TLSEngine {
 
     /// Negotiated protocol, e.g. "TLSv1.3".
     public var protocolVersion: String { String(cString: SSL_get_version(ssl)) }
+
+    /// The application protocol agreed through ALPN ("http/1.1"), nil when none was (after the
+    /// handshake).
+    public var negotiatedProtocol: String? {
+        var data: UnsafePointer<UInt8>?
+        var length: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &data, &length)
+        guard let data, length > 0 else { return nil }
+        return String(decoding: UnsafeBufferPointer(start: data, count: Int(length)), as: UTF8.self)
+    }
 
     /// The certificates the peer sent, leaf first, as PEM (available after the handshake).
     /// On a client this includes the leaf; servers see only what clients sent.

@@ -49,8 +49,9 @@ public final class Hub {
         let ips = names.filter(Self.isIPAddress)
         let serving = try certs.loadOrIssueServerCertificate(from: ca, dnsNames: names.filter { !Self.isIPAddress($0) },
                                                              ipAddresses: ips)
+        // ALPN http/1.1: kubectl offers h2 first and must be told it gets HTTP/1.1.
         let tls = try TLSContext.server(certificatePEM: serving.certificatePEM, privateKeyPEM: serving.privateKeyPEM,
-                                        chainPEM: ca.certificatePEM)
+                                        chainPEM: ca.certificatePEM, alpnProtocols: ["http/1.1"])
         let metrics = HubMetrics(settings: configuration.metrics)
         let metricsEndpoint = MetricsEndpoint(metrics: metrics)
         let opened = try HubControl.open(configuration: configuration, caPEM: ca.certificatePEM,

@@ -37,4 +37,7 @@ int lariat_bio_append_input(lariat_bio_buffers *buffers, const void *bytes, size
 /// Drops the first `count` bytes of `out` (they were sent).
 void lariat_bio_sent(lariat_bio_buffers *buffers, size_t count);
 
+/* The module's umbrella header: the ALPN select callback lives beside the BIO. */
+#include "CLariatALPN.h"
+
 #endif
