@@ -1,0 +1,311 @@
+import LariatControl
+import LariatHTTP
+import LariatRuntime
+
+/// The HTTPS connection a Kubernetes exchange answers on (`HubHTTPConnection`).
+protocol KubernetesExchangeClient: AnyObject {
+    var stream: TLSConnection { get }
+    /// The answer is complete; read the next request if `keepAlive`, else close after it.
+    func exchangeAnswered(keepAlive: Bool)
+    /// Nothing reached the client yet: answer `status` with `message` instead.
+    func exchangeFailed(status: Int, message: String)
+    /// The API server switched protocols: from now on the connection is the exchange's (a
+    /// session relayed raw); the HTTP side lets go of it.
+    func exchangeUpgraded()
+}
+
+/// One request through the authentication proxy, from the rewritten head to the end of the
+/// answer: the request goes out on an upstream (a pooled `k8s-proxy` stream, or a new one), the
+/// answer comes back byte for byte — its framing read only to know where it ends, so watches and
+/// `logs -f` stream as they arrive — and an upgrade (exec, attach, port-forward) turns the
+/// exchange into a raw relay of the session until either side ends it. Loop-confined.
+final class KubernetesExchange: ByteStreamHandler {
+    let proxy: KubernetesProxy
+    unowned(unsafe) let client: any KubernetesExchangeClient
+    let stream: TLSConnection
+    let info: KubernetesRequestInfo
+    let principal: Principal
+    let method: String
+    let isUpgrade: Bool
+    let clientKeepAlive: Bool
+    let startedAt: UInt64
+    let requestID: String
+    let source: String
+    let uri: String
+    private(set) var upstream: KubernetesUpstream?
+    private var request: [UInt8]
+    private var parser = HTTPResponseParser()
+    private var status: Int?
+    private var responseKeepAlive = true
+    private var sentToClient = 0
+    private var received = 0
+    private(set) var bytesIn = 0
+    private(set) var bytesOut = 0
+    private var splicing = false
+    private var finished = false
+    private var watcher: ExecStatusWatcher?
+    /// Bytes the client sent after an upgrade request's head, before the answer: they belong
+    /// to the session and go out right after the switch.
+    var earlyClientBytes: [UInt8] = []
+    /// The connection's slot in the hub's count, held while a session outlives the HTTP side.
+    var ticket: ConnectionAdmission.Ticket?
+    /// The upstream may be replayed once when a pooled stream turns out dead before answering.
+    private var retried = false
+
+    init(proxy: KubernetesProxy, client: any KubernetesExchangeClient, info: KubernetesRequestInfo, principal: Principal,
+         method: String, request: [UInt8], bodyBytes: Int, isUpgrade: Bool, clientKeepAlive: Bool, source: String,
+         uri: String) {
+        self.proxy = proxy
+        self.client = client
+        self.stream = client.stream
+        self.info = info
+        self.principal = principal
+        self.method = method
+        self.request = request
+        self.isUpgrade = isUpgrade
+        self.clientKeepAlive = clientKeepAlive
+        self.source = source
+        self.uri = uri
+        startedAt = proxy.loop.now
+        requestID = proxy.nextRequestID()
+        bytesIn = bodyBytes
+        parser.expectResponse(toMethod: method)
+    }
+
+    var path: String { upstream?.path ?? "" }
+
+    func start(on upstream: KubernetesUpstream) {
+        self.upstream = upstream
+        upstream.exchange = self
+        if let session = info.session, isUpgrade {
+            proxy.audit(self, sessionStart: session)
+        }
+        upstream.pipe.send(request)
+        if !isUpgrade && !retriable { request = [] }
+    }
+
+    /// Safe to send again when the first stream died before any answer (RFC 9110 §9.2.2).
+    private var retriable: Bool { ["GET", "HEAD", "OPTIONS"].contains(method) }
+
+    // MARK: From the upstream
+
+    func upstreamReceived(_ bytes: UnsafeRawBufferPointer) {
+        guard !finished else { return }
+        received += bytes.count
+        if splicing {
+            bytesOut += bytes.count
+            watcher?.scan(bytes)
+            stream.write(bytes)
+            return
+        }
+        var input = bytes
+        do throws(HTTPParseError) {
+            while !finished, !splicing {
+                let before = input
+                guard let event = try parser.next(from: &input) else {
+                    forward(before, upTo: input)
+                    break
+                }
+                switch event {
+                case .head(let head):
+                    forward(before, upTo: input)
+                    if !head.isInformational || head.status == 101 {
+                        status = head.status
+                        responseKeepAlive = head.keepAlive
+                    }
+                case .body:
+                    forward(before, upTo: input)
+                case .end:
+                    forward(before, upTo: input)
+                    if let status, status != 101 { complete() }
+                case .upgrade(let leftover):
+                    forward(before, upTo: UnsafeRawBufferPointer(rebasing: before[(before.count - leftover.count)...]))
+                    beginSplice(leftover: leftover)
+                }
+            }
+        } catch {
+            proxy.logger.warning("k8s proxy \(requestID): bad answer from cluster \(info.cluster.logQuoted) via \(path): \(error)")
+            upstream?.abandon()
+            fail(status: 502, message: "the API server of cluster \(info.cluster) sent a malformed answer")
+        }
+    }
+
+    /// Relays the raw bytes the parser consumed between `before` and `after` (framing included).
+    private func forward(_ before: UnsafeRawBufferPointer, upTo after: UnsafeRawBufferPointer) {
+        let consumed = before.count - after.count
+        guard consumed > 0 else { return }
+        stream.write(UnsafeRawBufferPointer(rebasing: before[..<consumed]))
+        sentToClient += consumed
+        bytesOut += consumed
+    }
+
+    func upstreamFinished() {
+        guard !finished else { return }
+        if splicing {
+            stream.shutdownWrite()
+            return
+        }
+        upstream?.reusable = false
+        guard status != nil, sentToClient > 0 else {
+            return upstreamFailedBeforeAnswer(reason: "the API server closed the connection before answering")
+        }
+        // An answer framed by the end of the connection ends here; any other is cut short.
+        var whole = false
+        if let event = try? parser.finish(), case .end = event { whole = true }
+        if whole {
+            responseKeepAlive = false
+            complete()
+        } else {
+            finish(error: "the API server closed the connection in the middle of the answer")
+            stream.closeWithReset()
+        }
+    }
+
+    func upstreamClosed(reset: Bool) {
+        guard !finished else { return }
+        if splicing {
+            if reset {
+                let why = "the stream to cluster \(info.cluster) via \(path) was lost (agent gone or tunnel reset)"
+                finish(error: why)
+                endSession(with: why)
+            } else {
+                finish(error: nil)
+                stream.close()
+            }
+            return
+        }
+        if sentToClient == 0 {
+            upstreamFailedBeforeAnswer(reason: reset ? "the stream to the agent was reset or refused" : "the agent closed the stream")
+        } else {
+            // Part of an answer reached the client: it must see an error, not a clean end.
+            finish(error: "the stream to the agent ended in the middle of the answer")
+            stream.closeWithReset()
+        }
+    }
+
+    private func upstreamFailedBeforeAnswer(reason: String) {
+        if let upstream, upstream.reused, received == 0, !retried, retriable || isUpgrade {
+            // A pooled stream that died while idle (the API server's keep-alive ended): once more
+            // on a fresh one. Nothing of this request can have been processed.
+            retried = true
+            upstream.exchange = nil
+            upstream.abandon()
+            proxy.retry(self)
+            return
+        }
+        upstream?.abandon()
+        fail(status: 502, message: "cluster \(info.cluster): \(reason)")
+    }
+
+    /// The OPEN was refused or timed out (before any byte).
+    func openFailed(_ message: String) {
+        guard !finished else { return }
+        fail(status: 503, message: "cluster \(info.cluster): the agent could not reach the API server: \(message)")
+    }
+
+    func upstreamPaused() { if splicing { stream.pauseReading() } }
+    func upstreamResumed() { if splicing { stream.resumeReading() } }
+    var clientBacklog: Int { stream.bufferedWriteBytes }
+
+    // MARK: Completion
+
+    private func complete() {
+        guard let upstream else { return }
+        let reusable = responseKeepAlive && !isUpgrade && upstream.reusable
+        finish(error: nil)
+        upstream.exchange = nil
+        if reusable { proxy.checkin(upstream) } else { upstream.abandon() }
+        client.exchangeAnswered(keepAlive: clientKeepAlive && responseKeepAlive)
+    }
+
+    private func fail(status: Int, message: String) {
+        guard !finished else { return }
+        self.status = status
+        finish(error: message)
+        if let upstream, upstream.exchange === self { upstream.exchange = nil; upstream.abandon() }
+        if splicing || sentToClient > 0 {
+            stream.closeWithReset()
+        } else {
+            client.exchangeFailed(status: status, message: message + "\n")
+        }
+    }
+
+    /// Ends the exchange from outside (token revoked, hub stopping): the client's connection
+    /// closes with an error and the stream to the cluster is reset.
+    func terminate(reason: String) {
+        guard !finished else { return }
+        finish(error: reason)
+        upstream?.exchange = nil
+        upstream?.abandon()
+        if splicing { endSession(with: reason) } else { stream.closeWithReset() }
+    }
+
+    /// How long a client gets to read a session's final error before its connection is closed.
+    static let sessionErrorLingerMilliseconds: UInt64 = 2000
+
+    /// Ends a relayed session with an error the client reports (see `failureFrames`), or with a
+    /// reset when the server's side stopped mid-frame.
+    private func endSession(with message: String) {
+        guard let frames = watcher?.failureFrames(message: message) else { return stream.closeWithReset() }
+        stream.write(frames)
+        stream.shutdownWrite()
+        proxy.loop.schedule(afterMilliseconds: Self.sessionErrorLingerMilliseconds) { [stream] in stream.close() }
+    }
+
+    private func finish(error: String?) {
+        guard !finished else { return }
+        finished = true
+        proxy.exchangeEnded(self, status: status, error: error, exitCode: watcher?.exitCode, sawStatus: watcher?.sawStatus ?? false)
+    }
+
+    // MARK: The session after an upgrade
+
+    private func beginSplice(leftover: UnsafeRawBufferPointer) {
+        splicing = true
+        if info.session == .exec || info.session == .attach {
+            let spdy = (status == 101) && method == "POST"
+            watcher = ExecStatusWatcher(framing: spdy ? .spdy : .webSocket)
+        }
+        upstream?.reusable = false
+        client.exchangeUpgraded()
+        stream.start(handler: self)
+        if leftover.count > 0 {
+            bytesOut += leftover.count
+            watcher?.scan(leftover)
+            stream.write(leftover)
+        }
+        if !earlyClientBytes.isEmpty {
+            let early = earlyClientBytes
+            earlyClientBytes = []
+            bytesIn += early.count
+            upstream?.pipe.send(early)
+        }
+    }
+
+    /// The client's connection went away during an HTTP exchange (not a session).
+    func clientClosed() {
+        guard !finished else { return }
+        finish(error: "the client closed the connection")
+        upstream?.exchange = nil
+        upstream?.abandon()
+    }
+
+    func clientDrained() { upstream?.pipe.ownerDrained() }
+
+    // MARK: ByteStreamHandler (the client's connection, once spliced)
+
+    func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) {
+        bytesIn += bytes.count
+        upstream?.pipe.send(bytes)
+    }
+    func streamDidReadEOF(_ stream: any ByteStream) { upstream?.pipe.sendEOF() }
+    func streamDidDrain(_ stream: any ByteStream) { upstream?.pipe.ownerDrained() }
+    func streamDidFail(_ stream: any ByteStream, _ error: StreamError) {}
+    func streamDidClose(_ stream: any ByteStream) {
+        if !finished { finish(error: nil) }
+        upstream?.exchange = nil
+        upstream?.abandon()
+        upstream = nil
+        proxy.sessionClosed(self)
+    }
+}
