@@ -71,7 +71,7 @@ public final class Hub {
         acceptor = UVLoop(name: "hub-acceptor")
         group = LoopGroup(count: max(1, configuration.loops), namePrefix: "hub-worker")
         shared = HubShared(configuration: configuration, control: opened.control, tokens: opened.services.tokens,
-                           authorizer: opened.services.authorizer,
+                           authorizer: opened.services.authorizer, users: opened.services.users,
                            kubernetesAudit: try KubernetesAuditLog(path: configuration.kubernetes.auditLog),
                            registry: AgentRegistry(), tls: tls,
                            caPEM: ca.certificatePEM, adminTokenSHA256: admin.sha256Hex, logger: logger, metrics: metrics)

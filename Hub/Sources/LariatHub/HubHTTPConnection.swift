@@ -499,6 +499,9 @@ extension HubHTTPConnection: KubernetesExchangeClient {
             hub.authenticationFailed(source: source, reason: "Kubernetes API request: \(why)", now: worker.loop.now, metric: "api_token")
             return refuse(401, "Unauthorized", "invalid or expired token")
         }
+        if hub.users.get(principal.name)?.spec.mustChangePassword == true {
+            return refuse(403, "Forbidden", "user \(principal.username) must change the password first (lariat-hub user change-password)")
+        }
         let reach = hub.authorizer.canReach(principal, cluster: info.cluster)
         guard reach.allowed else {
             return refuse(403, "Forbidden", "user \(principal.username) may not use cluster \(info.cluster)")

@@ -23,6 +23,8 @@ final class HubShared: Sendable {
     /// caches; a token not yet in the cache costs one indexed store read).
     let tokens: TokenService
     let authorizer: Authorizer
+    /// For the password-change gate the API applies too (a bootstrap password must be changed first).
+    let users: Informer<User>
     let kubernetesAudit: KubernetesAuditLog
     private let draining = Atomic<Bool>(false)
     /// User connections bridged into a tunnel and not yet closed. A draining hub waits for
@@ -37,11 +39,12 @@ final class HubShared: Sendable {
     private let cursor = Atomic<Int>(0)
 
     init(configuration: HubConfiguration, control: ControlPlane, tokens: TokenService, authorizer: Authorizer,
-         kubernetesAudit: KubernetesAuditLog, registry: AgentRegistry, tls: TLSContext,
+         users: Informer<User>, kubernetesAudit: KubernetesAuditLog, registry: AgentRegistry, tls: TLSContext,
          caPEM: String, adminTokenSHA256: String, logger: Logger, metrics: HubMetrics) {
         self.configuration = configuration
         self.tokens = tokens
         self.authorizer = authorizer
+        self.users = users
         self.kubernetesAudit = kubernetesAudit
         self.metrics = metrics
         self.control = control
