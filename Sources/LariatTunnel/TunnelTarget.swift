@@ -3,8 +3,12 @@
 public enum TunnelTarget: Equatable, Sendable, CustomStringConvertible {
     /// "tcp:HOST:PORT" (IPv6 hosts in brackets: "tcp:[::1]:443").
     case tcp(host: String, port: Int)
-    /// "k8s-api": the cluster's API server, as the agent knows it.
+    /// "k8s-api": a TCP connection to the cluster's API server, as the agent knows it (TLS end to
+    /// end, with the client's own credentials).
     case kubernetesAPI
+    /// "k8s-proxy": HTTP/1.1 requests for the cluster's API server, which the agent sends over
+    /// TLS with its own credential (any Authorization in a request is replaced).
+    case kubernetesProxy
     /// "svc:NAMESPACE/NAME:PORT": an in-cluster service.
     case service(namespace: String, name: String, port: Int)
     /// "lariat:discard": the agent drops what it receives (`lariat-hub bench`, upload).
@@ -22,6 +26,7 @@ public enum TunnelTarget: Equatable, Sendable, CustomStringConvertible {
             return
         }
         if s == "k8s-api" { self = .kubernetesAPI; return }
+        if s == "k8s-proxy" { self = .kubernetesProxy; return }
         if s.hasPrefix("tcp:") {
             guard let (host, port) = Self.hostPort(s.dropFirst(4)) else { return nil }
             self = .tcp(host: host, port: port)
@@ -43,6 +48,7 @@ public enum TunnelTarget: Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .tcp(let host, let port): host.contains(":") ? "tcp:[\(host)]:\(port)" : "tcp:\(host):\(port)"
         case .kubernetesAPI: "k8s-api"
+        case .kubernetesProxy: "k8s-proxy"
         case .service(let ns, let name, let port): "svc:\(ns)/\(name):\(port)"
         case .discard: "lariat:discard"
         case .source(let n, let json): "lariat:source:\(n)\(json ? ":json" : "")"

@@ -34,6 +34,7 @@ import Testing
         switch TargetDialer.resolve(target: target, kubernetesAPI: api, serviceDomain: "svc.cluster.local") {
         case .refuse(let code, let message): return .refused(code, message)
         case .synthetic: return .dial([])
+        case .kubernetesProxy: return .refused(.targetUnknown, "k8s-proxy is not configured here")  // no proxy settings passed
         case .dial(let host, let port, let preauthorized):
             if case .denied(let reason)? = policy.decideBeforeLookup(host, port: port, preauthorized: preauthorized) {
                 return .refused(.targetForbidden, reason)

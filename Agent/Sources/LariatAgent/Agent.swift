@@ -65,6 +65,12 @@ public final class Agent: TunnelConnectionDelegate {
         }
         logger.info("target policy: \(configuration.policy)")
         if let api = configuration.kubernetesAPI { logger.info("k8s-api streams go to \(api)") }
+        let proxy = configuration.kubernetesProxy
+        if let missing = proxy.missingSetting(kubernetesAPI: configuration.kubernetesAPI) {
+            logger.info("\(missing)")
+        } else if let api = configuration.kubernetesAPI, let token = proxy.tokenFile, let ca = proxy.caFile {
+            logger.info("k8s-proxy streams go to \(api) over TLS verified with \(ca), authenticated with the token in \(token)")
+        }
         if configuration.insecureSkipCACheck {
             logger.warning("--insecure-skip-ca-check: the hub's CA is NOT verified against a checksum; anyone able to intercept the connection can impersonate the hub")
         }

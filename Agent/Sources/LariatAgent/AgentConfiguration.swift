@@ -61,10 +61,14 @@ public struct AgentConfiguration: Sendable {
     /// register again at every start.
     public var credentialFile: String?
     public var policy = TargetPolicy()
-    /// Where `k8s-api` streams go (plain TCP; TLS to the API server is end to end). Configured
+    /// Where `k8s-api` streams go (plain TCP; TLS to the API server is end to end) and where
+    /// `k8s-proxy` streams go (TLS from the agent, with the agent's credential). Configured
     /// by the operator, so only `--deny` applies to it: it may be loopback (`--k8s-api
     /// 127.0.0.1:6443` outside a pod) without an `--allow`.
     public var kubernetesAPI: HostPort?
+    /// The agent's own credential for `k8s-proxy` streams to `kubernetesAPI` (token file and
+    /// cluster CA); without them `k8s-proxy` is refused naming the missing flag.
+    public var kubernetesProxy = KubernetesProxySettings()
     /// `svc:NS/NAME:PORT` dials `NAME.NS.<serviceDomain>:PORT`.
     public var serviceDomain = "svc.cluster.local"
     public var proxy = ProxySettings()

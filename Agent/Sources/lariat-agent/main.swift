@@ -46,9 +46,11 @@ struct LariatAgentCommand: ParsableCommand {
         commandName: "lariat-agent",
         abstract: "Dials out to a Lariat hub and carries its streams to targets in this cluster.",
         discussion: """
-        Every option can also be set from the environment (the flag wins): LARIAT_SERVER, LARIAT_TOKEN, LARIAT_CA_CHECKSUM, LARIAT_CLUSTER, LARIAT_AGENT_ID, LARIAT_AGENT_ROLE, LARIAT_K8S_API, LARIAT_ALLOW, LARIAT_DENY, LARIAT_SERVICE_DOMAIN, LARIAT_LOG_LEVEL, LARIAT_LOG_FORMAT, LARIAT_INSECURE_SKIP_CA_CHECK=true, LARIAT_REGISTER=true, LARIAT_CREDENTIAL_FILE. The hub is reached through HTTPS_PROXY (http://[user:pass@]host:port) unless NO_PROXY matches it.
+        Every option can also be set from the environment (the flag wins): LARIAT_SERVER, LARIAT_TOKEN, LARIAT_CA_CHECKSUM, LARIAT_CLUSTER, LARIAT_AGENT_ID, LARIAT_AGENT_ROLE, LARIAT_K8S_API, LARIAT_K8S_TOKEN_FILE, LARIAT_K8S_CA_FILE, LARIAT_ALLOW, LARIAT_DENY, LARIAT_SERVICE_DOMAIN, LARIAT_LOG_LEVEL, LARIAT_LOG_FORMAT, LARIAT_INSECURE_SKIP_CA_CHECK=true, LARIAT_REGISTER=true, LARIAT_CREDENTIAL_FILE. The hub is reached through HTTPS_PROXY (http://[user:pass@]host:port) unless NO_PROXY matches it.
 
         Target policy: everything may be dialled except link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, 169.254.169.254, fd00:ec2::254, metadata.google.internal) and the agent's own host: loopback (127.0.0.0/8, ::1) and unspecified (0.0.0.0/8, ::, ::/96). --allow restricts dialling to the listed rules; --deny rules always win. Rules: *, CIDR, IP, host name, .suffix or *.suffix, each optionally with :PORT ([v6]:PORT for IPv6). A target must be a host name or an address literal (control characters are refused; 0x7f.1 is judged as 127.0.0.1); names are resolved first and every address must pass. An --allow address or block inside a built-in block lifts it (*, 0.0.0.0/0 and names do not): --allow 127.0.0.1:8080 opens one local port, and as --allow is an allow-list, --allow '*,127.0.0.1:8080' keeps everything else open too. The k8s-api target (--k8s-api) is exempt from --allow and the built-in rules.
+
+        Kubernetes API: k8s-api streams are raw TCP to --k8s-api (TLS end to end, the client's own credentials). k8s-proxy streams carry HTTP requests that the agent sends to --k8s-api over TLS verified against --k8s-ca-file, with the bearer token in --k8s-token-file (read at every new stream, as kubelet rotates it) in place of any Authorization they carry: the cluster's credential never leaves the cluster. In a pod both default to the mounted ServiceAccount (/var/run/secrets/kubernetes.io/serviceaccount/token and ca.crt).
 
         Registration: with --register (or --credential-file), an agent given the cluster's registration token (crt-….…) trades it at start for a credential of its own (ac-…:…, listed in /v3/agentcredentials and revocable alone) and connects with that; without --credential-file it registers again at every start. A revoked agent stays out: it never falls back to the registration token, and the hub refuses to register a revoked agent id again.
 
@@ -96,6 +98,14 @@ struct LariatAgentCommand: ParsableCommand {
     @Option(name: .customLong("k8s-api"),
             help: ArgumentHelp("Kubernetes API server for k8s-api streams (default: KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT). Env: LARIAT_K8S_API.", valueName: "host:port"))
     var kubernetesAPI: String?
+
+    @Option(name: .customLong("k8s-token-file"),
+            help: ArgumentHelp("Bearer token for k8s-proxy streams, read at each new stream (default in a pod: the ServiceAccount token). Env: LARIAT_K8S_TOKEN_FILE.", valueName: "path"))
+    var kubernetesTokenFile: String?
+
+    @Option(name: .customLong("k8s-ca-file"),
+            help: ArgumentHelp("CA bundle (PEM) the API server's certificate must chain to, for k8s-proxy streams (default in a pod: the ServiceAccount ca.crt). Env: LARIAT_K8S_CA_FILE.", valueName: "path"))
+    var kubernetesCAFile: String?
 
     @Option(name: .customLong("service-domain"),
             help: ArgumentHelp("Domain for svc:NS/NAME:PORT targets (default svc.cluster.local). Env: LARIAT_SERVICE_DOMAIN.", valueName: "domain"))
@@ -182,6 +192,14 @@ struct LariatAgentCommand: ParsableCommand {
         } else if let host = env["KUBERNETES_SERVICE_HOST"], !host.isEmpty {
             let port = Int(env["KUBERNETES_SERVICE_PORT_HTTPS"] ?? env["KUBERNETES_SERVICE_PORT"] ?? "443") ?? 443
             configuration.kubernetesAPI = HostPort(host: host, port: port)
+        }
+        // k8s-proxy: explicit files, or in a pod the mounted ServiceAccount's when they exist.
+        let inPod = !(env["KUBERNETES_SERVICE_HOST"] ?? "").isEmpty
+        func podDefault(_ path: String) -> String? { inPod && access(path, F_OK) == 0 ? path : nil }
+        configuration.kubernetesProxy.tokenFile = pick(kubernetesTokenFile, "LARIAT_K8S_TOKEN_FILE")
+            ?? podDefault(KubernetesProxySettings.podTokenFile)
+        if let caFile = pick(kubernetesCAFile, "LARIAT_K8S_CA_FILE") ?? podDefault(KubernetesProxySettings.podCAFile) {
+            do { try configuration.kubernetesProxy.loadCA(from: caFile) } catch { throw ValidationError(error.description) }
         }
         if let domain = pick(serviceDomain, "LARIAT_SERVICE_DOMAIN") { configuration.serviceDomain = domain }
 

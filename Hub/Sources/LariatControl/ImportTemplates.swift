@@ -18,10 +18,15 @@ metadata:
     pod-security.kubernetes.io/warn: baseline
 """#),
         ("10-rbac.yaml", #"""
-# The agent itself never calls the Kubernetes API: it only forwards TCP (k8s-api streams carry
-# TLS end to end between the hub's client and the API server, with that client's credentials).
-# So its ServiceAccount has no permissions and no token is mounted into its pods.
-# For giving the hub an API credential, see optional-hub-api-access.yaml.
+# The agents' identity in this cluster. The hub never holds a credential for it: on k8s-proxy
+# streams the hub sends each user's requests with Impersonate-User/-Group/-Extra-* headers, and
+# the agent authenticates them to the API server with this ServiceAccount's token (mounted by
+# Kubernetes, rotated by kubelet, read by the agent at every stream). So the token stays in the
+# cluster, and this cluster's RBAC decides what each user may do.
+#
+# The ServiceAccount may do nothing but impersonate. That is still powerful (it can act as any
+# user or group, so whoever holds the token can act as cluster-admin): it is mounted only into
+# the agent pods, which run as non-root with a read-only root filesystem.
 apiVersion: v1
 kind: ServiceAccount
 metadata:
@@ -30,7 +35,41 @@ metadata:
   labels:
     app.kubernetes.io/name: lariat-agent
     app.kubernetes.io/part-of: lariat
-automountServiceAccountToken: false
+automountServiceAccountToken: true
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: lariat-agent-impersonator
+  labels:
+    app.kubernetes.io/name: lariat-agent
+    app.kubernetes.io/part-of: lariat
+rules:
+  - apiGroups: [""]
+    resources: ["users", "groups", "serviceaccounts"]
+    verbs: ["impersonate"]
+  # Impersonate-Extra-<key> is checked as userextras/<key> and Impersonate-Uid as uids. RBAC
+  # has no "userextras/*" (a "*" matches a whole resource, or "*/sub"), so this is "*" within
+  # authentication.k8s.io, where impersonate applies to nothing but userextras/<key> and uids.
+  - apiGroups: ["authentication.k8s.io"]
+    resources: ["*"]
+    verbs: ["impersonate"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: lariat-agent-impersonator
+  labels:
+    app.kubernetes.io/name: lariat-agent
+    app.kubernetes.io/part-of: lariat
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: lariat-agent-impersonator
+subjects:
+  - kind: ServiceAccount
+    name: lariat-agent
+    namespace: lariat-system
 """#),
         ("20-config.yaml", #"""
 # Connection settings. The hub fills them in when it serves this manifest for a cluster
@@ -77,7 +116,7 @@ data:
   NO_PROXY: "localhost,127.0.0.1,.svc,.cluster.local,10.0.0.0/8"
 """#),
         ("30-cluster-agent.yaml", #"""
-# The cluster agent: carries the hub's streams to the Kubernetes API (k8s-api), in-cluster
+# The cluster agent: carries the hub's streams to the Kubernetes API (k8s-proxy, k8s-api), in-cluster
 # services (svc:NS/NAME:PORT) and addresses (tcp:HOST:PORT). Two replicas, each with its own
 # tunnel: the hub uses the newest healthy one, so a rollout or a node drain does not cut access.
 apiVersion: apps/v1
@@ -107,7 +146,9 @@ spec:
         app.kubernetes.io/part-of: lariat
     spec:
       serviceAccountName: lariat-agent
-      automountServiceAccountToken: false
+      # The token (and cluster CA) k8s-proxy streams authenticate with: the agent reads
+      # /var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt}. See 10-rbac.yaml.
+      automountServiceAccountToken: true
       # SIGTERM drains the tunnel (GOAWAY) and gives open streams up to 10 s.
       terminationGracePeriodSeconds: 30
       priorityClassName: system-cluster-critical
@@ -156,8 +197,9 @@ spec:
               valueFrom:
                 fieldRef:
                   fieldPath: metadata.name
-            # k8s-api streams go to KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT, which
-            # Kubernetes sets in every pod. Override here if the API is elsewhere.
+            # k8s-proxy and k8s-api streams go to KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT,
+            # which Kubernetes sets in every pod. Override here if the API is elsewhere (for
+            # k8s-proxy its certificate must name that host: it is verified with the cluster CA).
             # - name: LARIAT_K8S_API
             #   value: "10.43.0.1:443"
           resources:
@@ -216,7 +258,9 @@ spec:
         app.kubernetes.io/part-of: lariat
     spec:
       serviceAccountName: lariat-agent
-      automountServiceAccountToken: false
+      # The token (and cluster CA) k8s-proxy streams authenticate with: the agent reads
+      # /var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt}. See 10-rbac.yaml.
+      automountServiceAccountToken: true
       hostNetwork: true
       # Cluster DNS first (svc: targets), the node's resolver otherwise.
       dnsPolicy: ClusterFirstWithHostNet
@@ -247,7 +291,9 @@ spec:
                 fieldRef:
                   fieldPath: spec.nodeName
             # On control-plane nodes the API server also listens locally, which keeps working
-            # when kube-proxy's service rules do not; uncomment to use it:
+            # when kube-proxy's service rules do not; uncomment to use it (for k8s-proxy the API
+            # server's certificate must then carry 127.0.0.1: k3s's does, kubeadm's only if added
+            # with apiServer.certSANs):
             # - name: LARIAT_K8S_API
             #   value: "127.0.0.1:6443"
           resources:
