@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        // YAML for the kubeconfigs the control plane generates (LariatControl only).
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .systemLibrary(name: "CLibUV", path: "Sources/CLibUV", pkgConfig: "libuv",
@@ -64,7 +66,8 @@ let package = Package(
         .target(name: "LariatControl",
                 dependencies: ["LariatStore", "LariatRuntime", "COpenSSL",
                                .product(name: "Logging", package: "swift-log"),
-                               .product(name: "CoreMetrics", package: "swift-metrics")],
+                               .product(name: "CoreMetrics", package: "swift-metrics"),
+                               .product(name: "Yams", package: "Yams")],
                 path: "Hub/Sources/LariatControl", swiftSettings: strict),
         // A child process for the store's durability test: writes, acknowledges, gets SIGKILLed.
         .executableTarget(name: "lariat-store-probe", dependencies: ["LariatStore"],
@@ -106,7 +109,8 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["LariatStore"],
                     path: "Tests/StoreTests", swiftSettings: strict),
         .testTarget(name: "ControlTests", dependencies: ["LariatControl", "LariatStore",
-                                                        .product(name: "MetricsTestKit", package: "swift-metrics")],
+                                                        .product(name: "MetricsTestKit", package: "swift-metrics"),
+                                                        .product(name: "Yams", package: "Yams")],
                     path: "Tests/ControlTests", swiftSettings: strict),
         .testTarget(name: "HubTests", dependencies: ["LariatHub", "LariatRuntime"],
                     path: "Tests/HubTests", swiftSettings: strict),

@@ -19,6 +19,12 @@ public final class ControlPlane: Sendable {
         public var agentImage = "ghcr.io/lariat/lariat-agent:0.1.0"
         /// How long registration tokens made by `import` stay valid (nil: until deleted).
         public var registrationTokenTTL: TimeInterval? = nil
+        /// Lifetime of the token each generated kubeconfig carries (Rancher's
+        /// `kubeconfig-default-token-ttl-minutes`: 30 days); nil: until revoked. The token
+        /// service's `maxTTL` caps it either way.
+        public var kubeconfigTokenTTL: TimeInterval? = 30 * 24 * 3600
+        /// Most clusters one kubeconfig may hold: each gets a token of its own (a store write).
+        public var maxKubeconfigClusters = 500
         /// Where API request counts and latencies go (nil: nowhere).
         public var metricsFactory: (any MetricsFactory)? = nil
         public init(serverURL: String, caPEM: String, caChecksum: String) {

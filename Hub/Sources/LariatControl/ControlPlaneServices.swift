@@ -28,7 +28,7 @@ public struct ControlPlaneServices: Sendable {
         let tokenObjects = Informer<Token>(store: ObjectStore(backend))
         let rbac = RBACInformers(backend: backend, projects: control.projectInformer)
         let tokens = TokenService(tokens: tokenObjects, users: users)
-        let authorizer = Authorizer(informers: rbac)
+        let authorizer = Authorizer(informers: rbac, clusters: control.clusterInformer)
         try users.start()
         try tokenObjects.start()
         try rbac.start()
@@ -48,6 +48,7 @@ public struct ControlPlaneServices: Sendable {
                           routes: { builder in
                               IdentityRoutes.register(control: control, tokens: tokens, users: users, rbac: rbac,
                                                       hasher: passwordHasher, in: &builder)
+                              KubeconfigRoutes.register(control: control, tokens: tokens, authorizer: authorizer, in: &builder)
                               extraRoutes(&builder)
                           })
         return ControlPlaneServices(control: control, tokens: tokens, users: users, rbac: rbac, authorizer: authorizer,

@@ -236,3 +236,40 @@ struct RoleCommand: ParsableCommand {
         }
     }
 }
+
+struct KubeconfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kubeconfig",
+        abstract: "Print (or write) a kubeconfig for clusters you reach through the hub's Kubernetes proxy.",
+        discussion: """
+        One CLUSTER: that cluster's kubeconfig. None: every cluster you reach. Several: those, the first current. \
+        Each cluster gets a new token of yours, valid for that cluster only (list and revoke them with `lariat-hub token`).
+        """)
+
+    @Argument(help: "Clusters (none: every cluster you reach).")
+    var clusters: [String] = []
+    @Option(name: .shortAndLong, help: "Write the kubeconfig to this file (mode 0600) instead of printing it.")
+    var output: String?
+
+    func run() throws {
+        let cli = try CLIConfig.load()
+        let answer: Data
+        if clusters.count == 1 {
+            // Path-safe whatever was typed (the hub decodes path parameters).
+            let id = clusters[0].addingPercentEncoding(withAllowedCharacters: CharacterSet(charactersIn: "-._~").union(.alphanumerics))
+                ?? clusters[0]
+            answer = try cli.call("POST", "/v3/clusters/\(id)?action=generateKubeconfig")
+        } else {
+            struct Body: Encodable { var clusters: [String] }
+            answer = try cli.call("POST", "/v3/kubeconfigs", body: Body(clusters: clusters))
+        }
+        let config = jsonObject(answer).string("config")
+        guard !config.isEmpty else { throw CLIError("the hub's answer holds no kubeconfig") }
+        guard let output else {
+            print(config, terminator: config.hasSuffix("\n") ? "" : "\n")
+            return
+        }
+        try FileIO.writeAtomically(output, config, mode: 0o600)
+        print("kubeconfig written to \(output) (mode 0600): use it with kubectl --kubeconfig \(output)")
+    }
+}

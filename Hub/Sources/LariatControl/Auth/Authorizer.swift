@@ -10,16 +10,22 @@ import Synchronization
 ///   (`Access.project`) and to requests in the project's namespaces of its cluster;
 /// - bindings to a group apply to every principal listing that group;
 /// - every user may read its own User and manage its own Tokens (`Access.owner`);
-/// - a cluster-scoped token (`Principal.clusterScope`) is refused everything outside its cluster.
+/// - a cluster-scoped token (`Principal.clusterScope`) is refused everything outside its cluster;
+/// - whoever reaches a cluster (`canReach`) may discover its API and review itself there
+///   (`DiscoveryBaseline`).
 /// The rules are indexed in a snapshot rebuilt on the first request after any watched object
 /// changes, so a revoked binding stops granting as soon as its watch event arrives.
 public final class Authorizer: Authorizing {
     public let informers: RBACInformers
+    /// The clusters' cache, for reachability (which clusters exist and are not being deleted);
+    /// without it every cluster a binding names counts as existing.
+    public let clusters: Informer<Cluster>?
     private let state = Mutex<RBACSnapshot?>(nil)
 
     /// Watches `informers` (start them before or after; both work).
-    public init(informers: RBACInformers) {
+    public init(informers: RBACInformers, clusters: Informer<Cluster>? = nil) {
         self.informers = informers
+        self.clusters = clusters
         informers.onChange { [weak self] in self?.invalidate() }
     }
 
@@ -34,7 +40,7 @@ public final class Authorizer: Authorizing {
         }
         if let reason = Self.selfService(principal, access) { return Decision(allowed: true, reason: reason) }
         let snap = snapshot()
-        let subjects = [RBACSnapshot.Subject.user(principal.name)] + principal.groups.map { .group($0) }
+        let subjects = Self.subjects(of: principal)
         if let grant = snap.global.firstAllowing(access, for: subjects) {
             return Decision(allowed: true, reason: "allowed by \(grant.explanation)")
         }
@@ -46,6 +52,10 @@ public final class Authorizer: Authorizing {
             if let grant = snap.projectGrants[project]?.firstAllowing(access, for: subjects) {
                 return Decision(allowed: true, reason: "allowed by \(grant.explanation) in project \(project)")
             }
+        }
+        if let cluster = access.cluster, DiscoveryBaseline.covers(access) {
+            let reach = canReach(principal, cluster: cluster)
+            if reach.allowed { return Decision(allowed: true, reason: "allowed by the discovery baseline (\(reach.reason))") }
         }
         return Decision(allowed: false, reason: "no rule allows \(access) for \(principal.name)")
     }
@@ -77,7 +87,7 @@ public final class Authorizer: Authorizing {
         }
     }
 
-    private func snapshot() -> RBACSnapshot {
+    func snapshot() -> RBACSnapshot {
         state.withLock { s in
             if let snap = s { return snap }
             // Built under the lock: a change arriving meanwhile waits, then drops this snapshot.

@@ -49,6 +49,9 @@ final class RBACSnapshot: Sendable {
     let projectCluster: [String: String]
     /// (cluster, namespace) → the projects holding it (one, unless two projects claim it).
     let namespaceProjects: [Namespace: [String]]
+    /// Subject → the clusters where it holds a binding, of the cluster or of one of its projects
+    /// → that binding (the first seen), for `Authorizer.canReach`.
+    let reach: [Subject: [String: String]]
 
     init(_ i: RBACInformers) {
         // Objects being deleted grant nothing: their deletion was asked for.
@@ -62,13 +65,19 @@ final class RBACSnapshot: Sendable {
                        user: b.spec.userName, group: b.spec.groupPrincipalName)
         }
 
+        var reach: [Subject: [String: String]] = [:]
+        func reaches(_ cluster: String, via: String, user: String?, group: String?) {
+            if let user, !user.isEmpty, reach[.user(user)]?[cluster] == nil { reach[.user(user), default: [:]][cluster] = via }
+            if let group, !group.isEmpty, reach[.group(group)]?[cluster] == nil { reach[.group(group), default: [:]][cluster] = via }
+        }
+
         var clusters: [String: Grants] = [:]
         for b in i.clusterBindings.items where !b.metadata.isBeingDeleted {
             // A binding naming a project template grants nothing (the API refuses to create one).
             guard let t = templates[b.spec.roleTemplateName], t.spec.context == .cluster else { continue }
-            clusters[b.spec.clusterName, default: Grants()].add(
-                Grant(bindingKind: ClusterRoleTemplateBinding.kind, binding: b.name, role: t.name, rules: t.spec.rules),
-                user: b.spec.userName, group: b.spec.groupPrincipalName)
+            let grant = Grant(bindingKind: ClusterRoleTemplateBinding.kind, binding: b.name, role: t.name, rules: t.spec.rules)
+            clusters[b.spec.clusterName, default: Grants()].add(grant, user: b.spec.userName, group: b.spec.groupPrincipalName)
+            reaches(b.spec.clusterName, via: grant.explanation, user: b.spec.userName, group: b.spec.groupPrincipalName)
         }
 
         var projectCluster: [String: String] = [:]
@@ -82,11 +91,12 @@ final class RBACSnapshot: Sendable {
 
         var projectGrants: [String: Grants] = [:]
         for b in i.projectBindings.items where !b.metadata.isBeingDeleted {
-            guard projectCluster[b.spec.projectName] != nil,
+            guard let cluster = projectCluster[b.spec.projectName],
                   let t = templates[b.spec.roleTemplateName], t.spec.context == .project else { continue }
-            projectGrants[b.spec.projectName, default: Grants()].add(
-                Grant(bindingKind: ProjectRoleTemplateBinding.kind, binding: b.name, role: t.name, rules: t.spec.rules),
-                user: b.spec.userName, group: b.spec.groupPrincipalName)
+            let grant = Grant(bindingKind: ProjectRoleTemplateBinding.kind, binding: b.name, role: t.name, rules: t.spec.rules)
+            projectGrants[b.spec.projectName, default: Grants()].add(grant, user: b.spec.userName, group: b.spec.groupPrincipalName)
+            reaches(cluster, via: "\(grant.explanation) in project \(b.spec.projectName)", user: b.spec.userName,
+                    group: b.spec.groupPrincipalName)
         }
 
         self.global = global
@@ -94,6 +104,7 @@ final class RBACSnapshot: Sendable {
         self.projectGrants = projectGrants
         self.projectCluster = projectCluster
         self.namespaceProjects = namespaceProjects
+        self.reach = reach
     }
 
     /// The projects whose bindings apply to `access`: the project it names (if that project is
