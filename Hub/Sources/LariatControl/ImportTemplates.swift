@@ -70,6 +70,44 @@ subjects:
   - kind: ServiceAccount
     name: lariat-agent
     namespace: lariat-system
+---
+# What the hub's own controllers may do here. They act as the user "lariat:controller" through
+# the agent (the hub impersonates it, as it impersonates people), never with a credential of
+# their own: they keep each Lariat role binding's RBAC objects in step (hence bind and
+# escalate on RBAC, limited to what they create, which carries the lariat.io/managed-by
+# label), and read what the Cluster's status reports (nodes, pods, warning events, version).
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: lariat-controller
+  labels:
+    app.kubernetes.io/name: lariat-agent
+    app.kubernetes.io/part-of: lariat
+rules:
+  - apiGroups: ["rbac.authorization.k8s.io"]
+    resources: ["clusterroles", "clusterrolebindings", "roles", "rolebindings"]
+    verbs: ["get", "list", "watch", "create", "update", "patch", "delete", "bind", "escalate"]
+  - apiGroups: [""]
+    resources: ["nodes", "pods", "namespaces", "events"]
+    verbs: ["get", "list", "watch"]
+  - nonResourceURLs: ["/version", "/healthz", "/readyz", "/livez"]
+    verbs: ["get"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: lariat-controller
+  labels:
+    app.kubernetes.io/name: lariat-agent
+    app.kubernetes.io/part-of: lariat
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: lariat-controller
+subjects:
+  - apiGroup: rbac.authorization.k8s.io
+    kind: User
+    name: lariat:controller
 """#),
         ("20-config.yaml", #"""
 # Connection settings. The hub fills them in when it serves this manifest for a cluster

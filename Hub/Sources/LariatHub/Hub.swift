@@ -110,6 +110,8 @@ public final class Hub {
     }
 
     public var registry: AgentRegistry { shared.registry }
+    /// Requests of the hub's own controllers to clusters' API servers, through their tunnels.
+    public var clusterAPI: any ClusterAPIClient { InternalKubernetesClient(shared: shared) }
     public var controlPlane: ControlPlane { shared.control }
 
     /// A revoked or deleted agent credential, or a deleted cluster, closes the tunnels that

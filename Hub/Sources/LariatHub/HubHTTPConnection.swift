@@ -460,6 +460,8 @@ final class HubHTTPConnection: ByteStreamHandler {
 // MARK: - The Kubernetes authentication proxy
 
 extension HubHTTPConnection: KubernetesExchangeClient {
+    var clientStream: any ByteStream { stream }
+
     func isKubernetes(_ head: HTTPRequestHead) -> Bool { head.target.hasPrefix(KubernetesRequestInfo.prefix) }
 
     func maxBody(_ head: HTTPRequestHead) -> Int {

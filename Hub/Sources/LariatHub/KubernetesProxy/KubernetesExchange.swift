@@ -4,7 +4,9 @@ import LariatRuntime
 
 /// The HTTPS connection a Kubernetes exchange answers on (`HubHTTPConnection`).
 protocol KubernetesExchangeClient: AnyObject {
-    var stream: TLSConnection { get }
+    /// Where the answer goes: the user's TLS connection, or an in-process sink (the hub's own
+    /// requests).
+    var clientStream: any ByteStream { get }
     /// The answer is complete; read the next request if `keepAlive`, else close after it.
     func exchangeAnswered(keepAlive: Bool)
     /// Nothing reached the client yet: answer `status` with `message` instead.
@@ -22,7 +24,7 @@ protocol KubernetesExchangeClient: AnyObject {
 final class KubernetesExchange: ByteStreamHandler {
     let proxy: KubernetesProxy
     unowned(unsafe) let client: any KubernetesExchangeClient
-    let stream: TLSConnection
+    let stream: any ByteStream
     let info: KubernetesRequestInfo
     let principal: Principal
     let method: String
@@ -57,7 +59,7 @@ final class KubernetesExchange: ByteStreamHandler {
          uri: String) {
         self.proxy = proxy
         self.client = client
-        self.stream = client.stream
+        self.stream = client.clientStream
         self.info = info
         self.principal = principal
         self.method = method
