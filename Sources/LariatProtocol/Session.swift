@@ -70,7 +70,7 @@ public final class Session {
     var now: UInt64 = 0
     var startedAt: UInt64 = 0
     public internal(set) var lastReceivedAt: UInt64 = 0
-    var pingOutstandingSince: UInt64 = 0
+    public internal(set) var pingOutstandingSince: UInt64 = 0
     var pingInterval: UInt64
     /// Streams we opened that have no OPEN_OK/OPEN_FAIL yet (pending work for liveness).
     var openingCount = 0

@@ -1,4 +1,5 @@
 import LariatProtocol
+import LariatRuntime
 import Synchronization
 
 /// Which agents are connected, on which worker loop: the hub-wide index that forward
@@ -33,6 +34,11 @@ public final class AgentRegistry: Sendable {
         public var credential: String?
         /// Smoothed tunnel round trip, refreshed every few seconds.
         public var roundTripNanos: UInt64 = 0
+        /// The latest health sample and its score (`AgentHealth`), refreshed by the agent's worker.
+        public var health = AgentHealth()
+        /// Monotonic times of recent dial failures and OPEN timeouts (pruned to the failure window).
+        var dialFailures: [UInt64] = []
+        var openTimeoutTimes: [UInt64] = []
 
         public init(key: UInt64, cluster: String, agentID: String, role: AgentRole, worker: Int, remote: String,
                     software: String, connectedAtNanos: UInt64, connectedAtSeconds: Double, credential: String? = nil) {
@@ -49,6 +55,9 @@ public final class AgentRegistry: Sendable {
         }
 
         public func isHealthy(at now: UInt64) -> Bool { now >= unhealthyUntilNanos }
+
+        /// The health score in force at `now` (0 while an OPEN timeout's hold lasts).
+        public func score(at now: UInt64) -> Int { isHealthy(at: now) ? health.score : 0 }
     }
 
     private let entries = Mutex<[UInt64: Entry]>([:])
@@ -78,23 +87,62 @@ public final class AgentRegistry: Sendable {
         entries.withLock { map in
             map[key]?.unhealthyUntilNanos = until
             map[key]?.openTimeouts += 1
+            map[key]?.openTimeoutTimes.append(UVLoop.now)
         }
     }
+
+    /// The agent could not reach a target (OPEN refused with a TARGET_* code).
+    func noteDialFailure(_ key: UInt64, now: UInt64) {
+        entries.withLock { $0[key]?.dialFailures.append(now) }
+    }
+
+    /// Stores a health sample (its failure counts filled in here) and returns the new score.
+    @discardableResult
+    func updateHealth(_ key: UInt64, _ sample: AgentHealth, settings: AgentHealth.Settings, now: UInt64) -> Int {
+        entries.withLock { map in
+            guard var e = map[key] else { return 0 }
+            let window = UInt64(settings.failureWindowSeconds) * 1_000_000_000
+            let horizon = now > window ? now - window : 0
+            e.dialFailures.removeAll { $0 < horizon }
+            e.openTimeoutTimes.removeAll { $0 < horizon }
+            var h = sample
+            h.recentDialFailures = e.dialFailures.count
+            h.recentOpenTimeouts = e.openTimeoutTimes.count
+            h.rescore(settings)
+            e.health = h
+            map[key] = e
+            return h.score
+        }
+    }
+
+    public func entry(_ key: UInt64) -> Entry? { entries.withLock { $0[key] } }
 
     public var all: [Entry] { entries.withLock { Array($0.values) }.sorted { $0.key < $1.key } }
     public var count: Int { entries.withLock { $0.count } }
 
-    /// The agent to carry a new stream for `cluster` at monotonic time `now`.
-    public func pick(cluster: String, now: UInt64) -> Entry? {
-        entries.withLock { map in Self.choose(from: map.values.filter { $0.cluster == cluster }, now: now) }
+    /// The agent to carry a new stream for `cluster` at monotonic time `now`, other than those
+    /// in `excluding` (paths a request already failed on).
+    public func pick(cluster: String, now: UInt64, excluding: Set<UInt64> = [],
+                     healthyScore: Int = AgentHealth.Settings().healthyScore) -> Entry? {
+        entries.withLock { map in
+            Self.choose(from: map.values.filter { $0.cluster == cluster && !excluding.contains($0.key) }, now: now,
+                        healthyScore: healthyScore)
+        }
     }
 
-    /// Healthy before unhealthy, cluster agents before node agents (the fallback path), then
-    /// the longest connected; draining and half-registered agents never.
-    static func choose(from agents: [Entry], now: UInt64) -> Entry? {
+    /// Healthy (score ≥ `healthyScore`) before unhealthy; among the healthy, cluster agents
+    /// before node agents (the fallback path), the longest-connected cluster agent (a newcomer
+    /// holding the token carries nothing while the established one is healthy) and the
+    /// best-scoring node agent; among the unhealthy, the best score. Draining and half-registered
+    /// agents never.
+    static func choose(from agents: [Entry], now: UInt64, healthyScore: Int = AgentHealth.Settings().healthyScore) -> Entry? {
         let usable = agents.filter { $0.established && !$0.draining }
-        func rank(_ e: Entry) -> (Int, Int, UInt64, UInt64) {
-            (e.isHealthy(at: now) ? 0 : 1, e.role == .clusterAgent ? 0 : 1, e.connectedAtNanos, e.key)
+        func rank(_ e: Entry) -> (Int, Int, Int, UInt64, UInt64) {
+            let score = e.score(at: now)
+            let healthy = score >= healthyScore
+            // Cluster agents rank by age alone while healthy; the others by score first.
+            let byScore = healthy && e.role == .clusterAgent ? 0 : -score
+            return (healthy ? 0 : 1, healthy ? (e.role == .clusterAgent ? 0 : 1) : 0, byScore, e.connectedAtNanos, e.key)
         }
         return usable.min { rank($0) < rank($1) }
     }

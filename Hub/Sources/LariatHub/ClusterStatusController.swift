@@ -53,17 +53,25 @@ final class ClusterStatusController: Sendable {
         queue.stop()
     }
 
-    static func reconcile(_ name: String, control: ControlPlane, registry: AgentRegistry) throws {
+    static func reconcile(_ name: String, control: ControlPlane, registry: AgentRegistry,
+                          healthyScore: Int = AgentHealth.Settings().healthyScore) throws {
         guard control.clusterInformer.get(name) != nil else { return }
         let now = UVLoop.now
         let agents = registry.all.filter { $0.cluster == name && $0.established }
-        let carrier = AgentRegistry.choose(from: agents, now: now)?.key
+        let carrier = AgentRegistry.choose(from: agents, now: now, healthyScore: healthyScore)?.key
         let rows = agents.map { e in
-            Cluster.AgentStatus(name: e.agentID, role: e.role.name, version: e.software,
-                                connectedSince: Date(timeIntervalSince1970: e.connectedAtSeconds), remote: e.remote,
-                                rttMicros: Int(e.roundTripNanos / 1000), carriesNewStreams: e.key == carrier)
+            let h = e.health
+            var row = Cluster.AgentStatus(name: e.agentID, role: e.role.name, version: e.software,
+                                          connectedSince: Date(timeIntervalSince1970: e.connectedAtSeconds), remote: e.remote,
+                                          rttMicros: Int(e.roundTripNanos / 1000), carriesNewStreams: e.key == carrier)
+            row.health = Cluster.AgentHealthStatus(
+                score: e.score(at: now), healthy: e.score(at: now) >= healthyScore, rttMicros: h.rttMicros,
+                minRTTMicros: h.minRTTMicros, unansweredPingMillis: h.unansweredPingMillis, silenceMillis: h.silenceMillis,
+                openStreams: h.openStreams, bytesInFlight: h.bytesInFlight, sessionAgeSeconds: h.sessionAgeSeconds,
+                recentDialFailures: h.recentDialFailures, recentOpenTimeouts: h.recentOpenTimeouts)
+            return row
         }.sorted { $0.name < $1.name }
-        let readyAgent = agents.first { $0.role == .clusterAgent && !$0.draining && $0.isHealthy(at: now) }
+        let readyAgent = agents.first { $0.role == .clusterAgent && !$0.draining && $0.score(at: now) >= healthyScore }
         let connected = !agents.isEmpty
         let connectedMessage = connected ? "\(agents.count) agent(s) connected" : "no agent holds a tunnel"
         let readyMessage = readyAgent.map { "cluster agent \($0.agentID) carries the cluster's streams" }

@@ -87,9 +87,14 @@ public final class Hub {
         shared.clusterStatus = ClusterStatusController(control: opened.control, registry: shared.registry) {
             for w in allWorkers { w.loop.execute { w.value.publishRoundTrips() } }
         }
+        for w in ws { w.loop.execute { w.value.startHealthTicks() } }
         Self.closeTunnelsOnRevocation(shared)
         Self.endKubernetesSessionsOnRevocation(shared, tokens: opened.services.tokens.tokens, users: opened.services.users)
         Self.answerConnectedChecks(shared)
+        if let settings = configuration.rbacSync {
+            shared.rbacSync = RBACSyncController(informers: opened.services.rbac, clusters: opened.control.clusterInformer,
+                                                 api: InternalKubernetesClient(shared: shared), settings: settings, logger: logger)
+        }
         try listen()
         // With port 0 the URL import commands carry is known only now.
         shared.control.updateServerURL(configuration.serverURL(port: port))

@@ -1,3 +1,4 @@
+import LariatControl
 import LariatTunnel
 import LariatProtocol
 import LariatRuntime
@@ -40,6 +41,11 @@ public struct HubConfiguration: Sendable {
     public var auditLog: String?
     /// The Kubernetes authentication proxy (`/k8s/clusters/<id>/…`): limits, pool, audit log.
     public var kubernetes = KubernetesProxySettings()
+    /// Keeping each cluster's RBAC in step with the hub's role bindings (resync period, request
+    /// timeout); nil turns it off.
+    public var rbacSync: RBACSyncController.Settings? = RBACSyncController.Settings()
+    /// How agents' health is sampled and scored (where new requests go).
+    public var agentHealth = AgentHealth.Settings()
 
     public var serverURL: String { serverURL(port: listenPort) }
 

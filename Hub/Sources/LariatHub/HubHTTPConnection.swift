@@ -44,6 +44,10 @@ final class HubHTTPConnection: ByteStreamHandler {
     private var limits: FrontDoorLimits { worker.hub.configuration.limits }
     /// A request through the Kubernetes proxy being answered (later requests wait).
     private var exchange: KubernetesExchange?
+    /// The request the current exchange carries, kept so it can be sent again on another path,
+    /// and the agents it already failed on.
+    private var inFlight: (head: HTTPRequestHead, body: [UInt8])?
+    private var triedAgents: Set<UInt64> = []
     /// Set while waiting for replies to drain before moving to another loop.
     var movingTo: MovePlan?
     /// How many loops this connection has moved through for its current request (at most one
@@ -76,11 +80,12 @@ final class HubHTTPConnection: ByteStreamHandler {
         phase = .responding
         unparsed = moved.unparsed
         hops = moved.hops
+        triedAgents = moved.triedAgents
         readPaused = true
         stream.pauseReading()
         stream.start(handler: self)
         stream.pauseReading()
-        kubernetesRequest(moved.head, body: moved.body, leftover: nil)
+        kubernetesRequest(moved.head, body: moved.body, leftover: nil, retrying: !moved.triedAgents.isEmpty)
     }
 
     /// What a connection carries to the loop it moves to (all values; the TLS session goes separately).
@@ -92,6 +97,7 @@ final class HubHTTPConnection: ByteStreamHandler {
         var remote: String
         var source: String
         var hops: Int
+        var triedAgents: Set<UInt64> = []
     }
 
     // MARK: Deadlines
@@ -471,8 +477,9 @@ extension HubHTTPConnection: KubernetesExchangeClient {
     /// Authenticates and authorizes a request under `/k8s/clusters/<id>/`, then sends it to the
     /// cluster's API server through the agent's tunnel, moving this connection to the loop of
     /// that tunnel first if it lives elsewhere. `leftover`: bytes after an upgrade request's head.
-    func kubernetesRequest(_ head: HTTPRequestHead, body: [UInt8], leftover: UnsafeRawBufferPointer?) {
+    func kubernetesRequest(_ head: HTTPRequestHead, body: [UInt8], leftover: UnsafeRawBufferPointer?, retrying: Bool = false) {
         let hub = worker.hub
+        if !retrying { triedAgents = [] }
         let keepAlive = head.keepAlive && !head.isUpgradeRequest
         phase = .responding
         deadline.stop()
@@ -516,7 +523,8 @@ extension HubHTTPConnection: KubernetesExchangeClient {
         guard decision.allowed else {
             return refuse(403, "Forbidden", Self.forbiddenMessage(info, username: principal.username))
         }
-        guard let agent = hub.registry.pick(cluster: info.cluster, now: worker.loop.now) else {
+        guard let agent = hub.registry.pick(cluster: info.cluster, now: worker.loop.now, excluding: triedAgents,
+                                            healthyScore: hub.configuration.agentHealth.healthyScore) else {
             return refuse(503, "ServiceUnavailable", "cluster \(info.cluster) is unavailable: no agent of it is connected to this hub")
         }
         if agent.worker != worker.index {
@@ -527,6 +535,7 @@ extension HubHTTPConnection: KubernetesExchangeClient {
             return migrate(to: movingTo!)
         }
         hops = 0
+        inFlight = (head, body)
         let upstreamHead = UpstreamRequestHead.make(from: head, target: info.upstreamTarget, principal: principal,
                                                     clientAddress: source, bodyLength: body.count)
         var request = upstreamHead.serialized
@@ -569,12 +578,32 @@ extension HubHTTPConnection: KubernetesExchangeClient {
 
     // MARK: KubernetesExchangeClient
 
+    func exchangeRetry(excluding key: UInt64, reason: String) -> Bool {
+        guard let request = inFlight, let failed = exchange else { return false }
+        let hub = worker.hub
+        var tried = triedAgents
+        tried.insert(key)
+        guard let next = hub.registry.pick(cluster: failed.info.cluster, now: worker.loop.now, excluding: tried,
+                                           healthyScore: hub.configuration.agentHealth.healthyScore) else { return false }
+        exchange = nil
+        triedAgents = tried
+        let from = failed.upstream?.path ?? "?"
+        hub.metrics.kubernetesFailover(cluster: failed.info.cluster, from: from.hasPrefix("node-agent:") ? "node" : "cluster-agent",
+                                       to: next.role == .clusterAgent ? "cluster-agent" : "node")
+        worker.logger.notice("k8s proxy \(failed.requestID): \(request.head.method) \(failed.info.upstreamPath.logQuoted) of cluster \(failed.info.cluster.logQuoted) failed on \(from) (\(reason)); sending it to \(KubernetesProxy.pathName(next))")
+        hops = 0
+        kubernetesRequest(request.head, body: request.body, leftover: nil, retrying: true)
+        return true
+    }
+
     func exchangeAnswered(keepAlive: Bool) {
+        inFlight = nil
         exchange = nil
         finishAnswer(keepAlive: keepAlive)
     }
 
     func exchangeFailed(status: Int, message: String) {
+        inFlight = nil
         let wasUpgrade = exchange?.isUpgrade ?? false
         let keep = (exchange?.clientKeepAlive ?? false) && !wasUpgrade
         exchange = nil
@@ -584,6 +613,7 @@ extension HubHTTPConnection: KubernetesExchangeClient {
 
     func exchangeUpgraded() {
         guard let e = exchange else { return }
+        inFlight = nil
         phase = .upgraded
         deadline.close()
         e.ticket = ticket
@@ -618,7 +648,7 @@ extension HubHTTPConnection: KubernetesExchangeClient {
             }
             deadline.close()
             let moved = MovedRequest(head: plan.head, body: plan.body, unparsed: unparsed, ticket: ticket, remote: remote,
-                                     source: source, hops: hops + 1)
+                                     source: source, hops: hops + 1, triedAgents: triedAgents)
             unparsed = []
             ticket = nil
             let target = worker.hub.workers[plan.worker]

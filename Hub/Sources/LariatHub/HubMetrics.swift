@@ -36,6 +36,7 @@ final class HubMetrics: Sendable {
     static let authenticationFailuresLabel = "lariat_hub_authentication_failures_total"
     static let infoLabel = "lariat_hub_info"
     static let kubernetesRequestsLabel = "lariat_hub_k8s_requests_total"
+    static let kubernetesFailoversLabel = "lariat_hub_k8s_failovers_total"
 
     let registry = PrometheusCollectorRegistry()
     let factory: PrometheusMetricsFactory
@@ -66,8 +67,15 @@ final class HubMetrics: Sendable {
     }
 
     /// A request through the Kubernetes authentication proxy, by cluster, verb and status code.
-    func kubernetesRequest(cluster: String, verb: String, status: Int) {
-        Counter(label: Self.kubernetesRequestsLabel, dimensions: [("cluster", cluster), ("verb", verb), ("code", String(status))],
+    func kubernetesRequest(cluster: String, verb: String, status: Int, path: String) {
+        Counter(label: Self.kubernetesRequestsLabel,
+                dimensions: [("cluster", cluster), ("verb", verb), ("code", String(status)), ("path", path)],
+                factory: factory).increment()
+    }
+
+    /// A request moved to another path after failing on one (`from`/`to`: cluster-agent or node).
+    func kubernetesFailover(cluster: String, from: String, to: String) {
+        Counter(label: Self.kubernetesFailoversLabel, dimensions: [("cluster", cluster), ("from", from), ("to", to)],
                 factory: factory).increment()
     }
 

@@ -96,9 +96,11 @@ final class HubWorker: TunnelConnectionDelegate {
         guard let key = keys[id], let hello = tunnel.session.hello else { return }
         pending.removeAll { $0 === tunnel }
         tunnels[key] = tunnel
+        establishedAt[key] = loop.now
         tunnel.label = "\(hello.clusterID.logQuoted)/\(hello.agentID.logQuoted)"
         hub.registry.markEstablished(key)
         hub.clusterStatus?.clusterChanged(hello.clusterID)
+        hub.rbacSync?.clusterConnected(hello.clusterID)
         let remote = (remotes[id] ?? arriving)?.remote ?? "?"
         let carrier = hub.registry.pick(cluster: hello.clusterID, now: loop.now)
         let carries = carrier?.key == key ? "carries new streams" : "standing by: new streams stay with \(carrier.map { $0.agentID.logQuoted } ?? "?")"
@@ -135,6 +137,8 @@ final class HubWorker: TunnelConnectionDelegate {
         if keys[id] == nil && tunnel.session.hello == nil { hub.metrics.handshakeFailed("no_hello") }
         if let key = keys.removeValue(forKey: id) {
             tunnels[key] = nil
+            establishedAt[key] = nil
+            lastScores[key] = nil
             kubernetes.tunnelEnded(key)
             retire(tunnel)
             let cluster = hub.registry.remove(key)?.cluster
@@ -200,6 +204,55 @@ final class HubWorker: TunnelConnectionDelegate {
         logger.warning("closing agent \(tunnel.label): \(reason)")
         tunnel.close(code: .authenticationFailed, reason: reason)
     }
+
+    // MARK: Health
+
+    private var healthTimer: UVTimer?
+    private var lastScores: [UInt64: Int] = [:]
+
+    /// Samples every tunnel's health each `AgentHealth.Settings.tickMilliseconds` (on this loop).
+    func startHealthTicks() {
+        let period = hub.configuration.agentHealth.tickMilliseconds
+        let timer = UVTimer(loop: loop)
+        timer.start(afterMilliseconds: period, repeatMilliseconds: period) { [unowned self] in healthTick() }
+        healthTimer = timer
+    }
+
+    /// Probes silent tunnels with a PING, scores each agent, and when one turns unhealthy moves
+    /// its waiting requests to other paths.
+    func healthTick() {
+        let settings = hub.configuration.agentHealth
+        let now = loop.now
+        for (key, tunnel) in tunnels {
+            guard let session = tunnel.session, session.state == .established else { continue }
+            let silence = now > session.lastReceivedAt ? now - session.lastReceivedAt : 0
+            if silence >= settings.probeAfterSilenceMilliseconds * 1_000_000, session.pingOutstandingSince == 0 { tunnel.ping() }
+            var h = AgentHealth()
+            h.rttMicros = Int(session.smoothedRTT / 1000)
+            h.minRTTMicros = Int(session.minRTT / 1000)
+            h.silenceMillis = Int(silence / 1_000_000)
+            // The session stamps its PING with its own clock, which may be a little ahead of `now`.
+            let since = session.pingOutstandingSince
+            h.unansweredPingMillis = since == 0 || since >= now ? 0 : Int((now - since) / 1_000_000)
+            h.openStreams = session.streamCount
+            h.bytesInFlight = tunnel.stream.bufferedWriteBytes
+            h.sessionAgeSeconds = Int((now &- (establishedAt[key] ?? now)) / 1_000_000_000)
+            let before = lastScores[key] ?? 100
+            let score = hub.registry.updateHealth(key, h, settings: settings, now: now)
+            lastScores[key] = score
+            if before >= settings.healthyScore, score < settings.healthyScore {
+                logger.warning("agent \(tunnel.label) is unhealthy (score \(score): PING unanswered for \(h.unansweredPingMillis) ms, rtt \(h.rttMicros) µs, \(h.recentOpenTimeouts) OPEN timeouts and \(h.recentDialFailures) dial failures in the last minute); new requests go to the cluster's other agents")
+                kubernetes.agentBecameUnhealthy(key)
+                if let cluster = session.hello?.clusterID { hub.clusterStatus?.clusterChanged(cluster) }
+            } else if before < settings.healthyScore, score >= settings.healthyScore {
+                logger.info("agent \(tunnel.label) is healthy again (score \(score))")
+                if let cluster = session.hello?.clusterID { hub.clusterStatus?.clusterChanged(cluster) }
+            }
+        }
+    }
+
+    /// When each registered tunnel finished its handshake (monotonic), for the session age.
+    private var establishedAt: [UInt64: UInt64] = [:]
 
     /// Copies each tunnel's smoothed round trip into the registry (for the Cluster's status).
     func publishRoundTrips() {

@@ -30,6 +30,9 @@ public enum Cluster: Resource {
         /// Smoothed tunnel round trip, microseconds (0 before the first PING).
         public var rttMicros: Int
         public var carriesNewStreams: Bool
+        /// The hub's health score of the agent and what it is made of (absent in objects written
+        /// before scores existed).
+        public var health: AgentHealthStatus?
 
         public init(name: String, role: String, version: String, connectedSince: Date, remote: String, rttMicros: Int,
                     carriesNewStreams: Bool) {
@@ -43,10 +46,49 @@ public enum Cluster: Resource {
         }
     }
 
+    /// An agent's health as the hub scores it (0…100; new requests avoid agents below the
+    /// healthy score), with the parts of the score.
+    public struct AgentHealthStatus: Codable, Sendable, Equatable {
+        public var score: Int
+        public var healthy: Bool
+        public var rttMicros: Int
+        public var minRTTMicros: Int
+        public var unansweredPingMillis: Int
+        public var silenceMillis: Int
+        public var openStreams: Int
+        public var bytesInFlight: Int
+        public var sessionAgeSeconds: Int
+        public var recentDialFailures: Int
+        public var recentOpenTimeouts: Int
+        public init(score: Int, healthy: Bool, rttMicros: Int, minRTTMicros: Int, unansweredPingMillis: Int, silenceMillis: Int,
+                    openStreams: Int, bytesInFlight: Int, sessionAgeSeconds: Int, recentDialFailures: Int, recentOpenTimeouts: Int) {
+            self.score = score
+            self.healthy = healthy
+            self.rttMicros = rttMicros
+            self.minRTTMicros = minRTTMicros
+            self.unansweredPingMillis = unansweredPingMillis
+            self.silenceMillis = silenceMillis
+            self.openStreams = openStreams
+            self.bytesInFlight = bytesInFlight
+            self.sessionAgeSeconds = sessionAgeSeconds
+            self.recentDialFailures = recentDialFailures
+            self.recentOpenTimeouts = recentOpenTimeouts
+        }
+    }
+
     public struct Status: Codable, Sendable, Equatable {
         /// `Connected` (an agent holds a tunnel) and `Ready` (a cluster agent is connected and healthy).
         public var conditions: [Condition] = []
         public var agents: [AgentStatus] = []
+        /// Read from the cluster's API server every stats interval (`ClusterStatsController`,
+        /// condition `StatsFresh`); absent until the first read, kept when reads stop.
+        public var kubernetes: KubernetesInfo?
+        public var capacity: ResourceTotals?
+        public var allocatable: ResourceTotals?
+        public var nodes: NodeCounts?
+        public var pods: PodCounts?
+        public var warnings: [WarningEvent]?
+        public var statsUpdatedAt: Date?
         public init() {}
     }
 

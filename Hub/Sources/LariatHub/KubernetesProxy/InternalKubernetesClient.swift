@@ -135,6 +135,8 @@ private final class InternalAnswerSink: ByteStream, KubernetesExchangeClient {
     }
 
     func exchangeUpgraded() {}
+    /// The controllers retry at their next resync; one failed attempt is simply reported.
+    func exchangeRetry(excluding key: UInt64, reason: String) -> Bool { false }
 
     // MARK: ByteStream (written to by the exchange)
 

@@ -14,6 +14,10 @@ protocol KubernetesExchangeClient: AnyObject {
     /// The API server switched protocols: from now on the connection is the exchange's (a
     /// session relayed raw); the HTTP side lets go of it.
     func exchangeUpgraded()
+    /// The request failed on agent `key` before anything of it can have reached the cluster (or
+    /// it is safe to repeat): send it again on the cluster's next path. False when there is none
+    /// (the exchange then answers the error itself).
+    func exchangeRetry(excluding key: UInt64, reason: String) -> Bool
 }
 
 /// One request through the authentication proxy, from the rewritten head to the end of the
@@ -109,8 +113,13 @@ final class KubernetesExchange: ByteStreamHandler {
                     break
                 }
                 switch event {
-                case .head(let head):
-                    forward(before, upTo: input)
+                case .head(var head):
+                    // The head is re-sent with the path it took; the rest passes raw.
+                    head.headers.replaceOrAdd(name: Self.pathHeader, value: pathHeaderValue)
+                    let bytes = head.serialized
+                    stream.write(bytes)
+                    sentToClient += bytes.count
+                    bytesOut += bytes.count
                     if !head.isInformational || head.status == 101 {
                         status = head.status
                         responseKeepAlive = head.keepAlive
@@ -130,6 +139,14 @@ final class KubernetesExchange: ByteStreamHandler {
             upstream?.abandon()
             fail(status: 502, message: "the API server of cluster \(info.cluster) sent a malformed answer")
         }
+    }
+
+    static let pathHeader = "X-Lariat-Path"
+    /// `cluster-agent`, or `node:<agent id>` for a node agent (the fallback path).
+    private var pathHeaderValue: String {
+        guard let path = upstream?.path else { return "" }
+        if path.hasPrefix("node-agent:") { return "node:" + path.dropFirst("node-agent:".count) }
+        return "cluster-agent"
     }
 
     /// Relays the raw bytes the parser consumed between `before` and `after` (framing included).
@@ -185,24 +202,56 @@ final class KubernetesExchange: ByteStreamHandler {
         }
     }
 
+    /// Nothing came back on this path. A pooled stream that died while idle (the API server's
+    /// keep-alive ended) is replaced once on the same agent; a path that failed (tunnel gone,
+    /// agent stuck) is left for the cluster's next path — both only when the request is safe to
+    /// repeat: GET, HEAD, OPTIONS (watches included) and upgrades that have not started. Never a
+    /// request that may have reached the cluster and changed something.
     private func upstreamFailedBeforeAnswer(reason: String) {
-        if let upstream, upstream.reused, received == 0, !retried, retriable || isUpgrade {
-            // A pooled stream that died while idle (the API server's keep-alive ended): once more
-            // on a fresh one. Nothing of this request can have been processed.
+        guard let upstream, received == 0, sentToClient == 0, retriable || isUpgrade else {
+            self.upstream?.abandon()
+            return fail(status: 502, message: "cluster \(info.cluster): \(reason)")
+        }
+        if upstream.reused, !retried, proxy.isTunnelAlive(upstream.tunnelKey), proxy.isHealthy(upstream.tunnelKey) {
             retried = true
             upstream.exchange = nil
             upstream.abandon()
             proxy.retry(self)
             return
         }
-        upstream?.abandon()
-        fail(status: 502, message: "cluster \(info.cluster): \(reason)")
+        failOver(from: upstream, reason: reason, orAnswer: 502)
     }
 
-    /// The OPEN was refused or timed out (before any byte).
+    /// The OPEN was refused or timed out: the request never left the hub, so any method may go
+    /// to the next path.
     func openFailed(_ message: String) {
         guard !finished else { return }
-        fail(status: 503, message: "cluster \(info.cluster): the agent could not reach the API server: \(message)")
+        guard let upstream else {
+            return fail(status: 503, message: "cluster \(info.cluster): \(message)")
+        }
+        failOver(from: upstream, reason: "the agent could not reach the API server: \(message)", orAnswer: 503)
+    }
+
+    /// Path `upstream` is deemed stuck (its health score fell): a request that has heard nothing
+    /// on it and may be repeated moves to the next path now rather than wait for liveness.
+    func pathStuck() {
+        guard !finished, !splicing, let upstream, received == 0, sentToClient == 0, retriable || isUpgrade else { return }
+        failOver(from: upstream, reason: "\(upstream.path) stopped answering", orAnswer: 503)
+    }
+
+    private var failedOver = false
+
+    private func failOver(from upstream: KubernetesUpstream, reason: String, orAnswer status: Int) {
+        let key = upstream.tunnelKey
+        upstream.exchange = nil
+        upstream.abandon()
+        if !failedOver, client.exchangeRetry(excluding: key, reason: reason) {
+            // The client runs the request again as a new exchange; this one only leaves its record.
+            failedOver = true
+            finish(error: "failed over from \(upstream.path): \(reason)")
+            return
+        }
+        fail(status: status, message: "cluster \(info.cluster): \(reason)\(failedOver ? "" : " (no other path to the cluster)")")
     }
 
     func upstreamPaused() { if splicing { stream.pauseReading() } }

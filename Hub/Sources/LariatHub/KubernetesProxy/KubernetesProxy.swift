@@ -67,6 +67,7 @@ final class KubernetesProxy {
         do {
             try tunnel.openBridged(target: Self.target, streamClass: streamClass, connection: upstream.pipe) { [weak exchange, hub = worker.hub, loop] code, message in
                 if code == .timeout { hub.registry.markUnhealthy(agentKey, until: loop.now + hold * 1_000_000) }
+                if code == .targetUnreachable || code == .targetTimeout { hub.registry.noteDialFailure(agentKey, now: loop.now) }
                 exchange?.openFailed("\(code.name): \(message)")
             }
         } catch {
@@ -77,10 +78,24 @@ final class KubernetesProxy {
 
     /// A pooled stream was dead: the same request on a fresh stream of the same agent.
     func retry(_ exchange: KubernetesExchange) {
-        guard let agent = worker.hub.registry.pick(cluster: exchange.info.cluster, now: loop.now), agent.worker == worker.index else {
-            return exchange.openFailed("no agent of the cluster is connected on this hub loop any more")
+        guard let upstream = exchange.upstream, worker.tunnels[upstream.tunnelKey] != nil else {
+            return exchange.openFailed("the agent disconnected")
         }
-        send(exchange, agentKey: agent.key, agentPath: Self.pathName(agent))
+        send(exchange, agentKey: upstream.tunnelKey, agentPath: upstream.path)
+    }
+
+    func isTunnelAlive(_ key: UInt64) -> Bool { worker.tunnels[key]?.session.state == .established }
+
+    func isHealthy(_ key: UInt64) -> Bool {
+        let now = loop.now
+        return (worker.hub.registry.entry(key)?.score(at: now) ?? 0) >= worker.hub.configuration.agentHealth.healthyScore
+    }
+
+    /// Agent `key` (on this loop) stopped answering: requests waiting on it that may be repeated
+    /// go to the cluster's next path now.
+    func agentBecameUnhealthy(_ key: UInt64) {
+        let waiting = active.values.filter { $0.upstream?.tunnelKey == key }
+        for e in waiting { e.pathStuck() }
     }
 
     /// An upstream whose exchange completed cleanly waits for the next request.
@@ -135,7 +150,8 @@ final class KubernetesProxy {
         event.durationMicros = duration
         event.error = error
         worker.hub.kubernetesAudit.record(event)
-        worker.hub.metrics.kubernetesRequest(cluster: e.info.cluster, verb: e.info.verb, status: status ?? 0)
+        worker.hub.metrics.kubernetesRequest(cluster: e.info.cluster, verb: e.info.verb, status: status ?? 0,
+                                             path: e.path.hasPrefix("node-agent:") ? "node" : "cluster-agent")
         if let session = e.info.session, e.isUpgrade {
             var end = sessionEvent(e, session: session, kind: .sessionEnd)
             end.exitCode = exitCode
