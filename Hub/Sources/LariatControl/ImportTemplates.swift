@@ -75,7 +75,8 @@ subjects:
 # the agent (the hub impersonates it, as it impersonates people), never with a credential of
 # their own: they keep each Lariat role binding's RBAC objects in step (hence bind and
 # escalate on RBAC, limited to what they create, which carries the lariat.io/managed-by
-# label), and read what the Cluster's status reports (nodes, pods, warning events, version).
+# label), read what the Cluster's status reports (nodes, pods, warning events, version), and
+# look up a Service's ClusterIP and ports for the magic proxy.
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata:
@@ -88,7 +89,7 @@ rules:
     resources: ["clusterroles", "clusterrolebindings", "roles", "rolebindings"]
     verbs: ["get", "list", "watch", "create", "update", "patch", "delete", "bind", "escalate"]
   - apiGroups: [""]
-    resources: ["nodes", "pods", "namespaces", "events"]
+    resources: ["nodes", "pods", "namespaces", "events", "services"]
     verbs: ["get", "list", "watch"]
   - nonResourceURLs: ["/version", "/healthz", "/readyz", "/livez"]
     verbs: ["get"]

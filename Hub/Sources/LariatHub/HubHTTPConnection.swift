@@ -544,6 +544,10 @@ extension HubHTTPConnection: KubernetesExchangeClient {
                                    request: request, bodyBytes: body.count, isUpgrade: head.isUpgradeRequest,
                                    clientKeepAlive: keepAlive, source: source, uri: head.target)
         exchange = e
+        if let route = ServiceProxyRoute(info) {
+            let direct = route.directHead(from: head, clientAddress: source, bodyLength: body.count).serialized + body
+            return worker.kubernetes.beginService(e, agent: agent, route: route, direct: direct)
+        }
         worker.kubernetes.begin(e, agent: agent)
     }
 

@@ -53,6 +53,24 @@ final class KubernetesExchange: ByteStreamHandler {
     /// Bytes the client sent after an upgrade request's head, before the answer: they belong
     /// to the session and go out right after the switch.
     var earlyClientBytes: [UInt8] = []
+    /// The stream target: `k8s-proxy` (the API server), or `tcp:IP:PORT` for a Service reached
+    /// directly by the magic proxy.
+    private(set) var upstreamTarget = KubernetesProxy.target
+    /// Set for the magic proxy: how redirects are rewritten, and (going direct) the API-server
+    /// form of the request to fall back to.
+    var service: ServiceProxyRoute?
+    var serviceHosts: Set<String> = []
+    private var fallbackRequest: [UInt8]?
+    var isDirect: Bool { upstreamTarget != KubernetesProxy.target }
+    var isFinished: Bool { finished }
+
+    /// Sends the request straight to the Service at `target` (the API-server form is kept for a fallback).
+    func goDirect(target: String, request direct: [UInt8]) {
+        fallbackRequest = request
+        request = direct
+        upstreamTarget = target
+    }
+
     /// The connection's slot in the hub's count, held while a session outlives the HTTP side.
     var ticket: ConnectionAdmission.Ticket?
     /// The upstream may be replayed once when a pooled stream turns out dead before answering.
@@ -87,7 +105,7 @@ final class KubernetesExchange: ByteStreamHandler {
             proxy.audit(self, sessionStart: session)
         }
         upstream.pipe.send(request)
-        if !isUpgrade && !retriable { request = [] }
+        if !isUpgrade && !retriable && fallbackRequest == nil { request = [] }
     }
 
     /// Safe to send again when the first stream died before any answer (RFC 9110 §9.2.2).
@@ -116,6 +134,12 @@ final class KubernetesExchange: ByteStreamHandler {
                 case .head(var head):
                     // The head is re-sent with the path it took; the rest passes raw.
                     head.headers.replaceOrAdd(name: Self.pathHeader, value: pathHeaderValue)
+                    if let service {
+                        if let location = head.headers.first(name: "Location") {
+                            head.headers.replaceOrAdd(name: "Location", value: service.rewriteLocation(location, hosts: serviceHosts))
+                        }
+                        head.headers.replaceOrAdd(name: Self.serviceRouteHeader, value: isDirect ? "direct" : "api-server")
+                    }
                     let bytes = head.serialized
                     stream.write(bytes)
                     sentToClient += bytes.count
@@ -142,6 +166,8 @@ final class KubernetesExchange: ByteStreamHandler {
     }
 
     static let pathHeader = "X-Lariat-Path"
+    /// For the magic proxy: `direct` (the agent dialled the Service) or `api-server` (its service proxy).
+    static let serviceRouteHeader = "X-Lariat-Service-Route"
     /// `cluster-agent`, or `node:<agent id>` for a node agent (the fallback path).
     private var pathHeaderValue: String {
         guard let path = upstream?.path else { return "" }
@@ -226,6 +252,17 @@ final class KubernetesExchange: ByteStreamHandler {
     /// to the next path.
     func openFailed(_ message: String) {
         guard !finished else { return }
+        if isDirect, let fallback = fallbackRequest, let upstream {
+            // The Service could not be dialled directly: through the API server's service proxy.
+            proxy.logger.info("k8s proxy \(requestID): \(upstreamTarget) unreachable from \(upstream.path) (\(message)); using the API server's service proxy")
+            request = fallback
+            fallbackRequest = nil
+            upstreamTarget = KubernetesProxy.target
+            upstream.exchange = nil
+            upstream.abandon()
+            proxy.retry(self)
+            return
+        }
         guard let upstream else {
             return fail(status: 503, message: "cluster \(info.cluster): \(message)")
         }

@@ -45,6 +45,8 @@ final class KubernetesProxy {
         if exchange.isUpgrade {
             let tty = KubernetesRequestInfo.queryParameters(exchange.uri.split(separator: "?", maxSplits: 1).dropFirst().first ?? "")["tty"]
             streamClass = exchange.info.session == .attach || tty == "true" || tty == "1" ? .interactive : .bulk
+        } else if exchange.isDirect {
+            streamClass = .interactive
         } else {
             streamClass = .interactive
             while var list = idle[agentKey], let pooled = list.popLast() {
@@ -62,10 +64,10 @@ final class KubernetesProxy {
             return exchange.openFailed("the agent disconnected")
         }
         let upstream = KubernetesUpstream(tunnelKey: agentKey, cluster: exchange.info.cluster, path: agentPath,
-                                          streamClass: streamClass, loop: loop)
+                                          streamClass: streamClass, target: exchange.upstreamTarget, loop: loop)
         let hold = worker.hub.configuration.limits.unhealthyAgentHoldMilliseconds
         do {
-            try tunnel.openBridged(target: Self.target, streamClass: streamClass, connection: upstream.pipe) { [weak exchange, hub = worker.hub, loop] code, message in
+            try tunnel.openBridged(target: upstream.target, streamClass: streamClass, connection: upstream.pipe) { [weak exchange, hub = worker.hub, loop] code, message in
                 if code == .timeout { hub.registry.markUnhealthy(agentKey, until: loop.now + hold * 1_000_000) }
                 if code == .targetUnreachable || code == .targetTimeout { hub.registry.noteDialFailure(agentKey, now: loop.now) }
                 exchange?.openFailed("\(code.name): \(message)")
@@ -74,6 +76,47 @@ final class KubernetesProxy {
             return exchange.openFailed("cannot open a stream: \(error)")
         }
         exchange.start(on: upstream)
+    }
+
+    // MARK: The magic proxy
+
+    /// How long a Service's ClusterIP and ports are trusted before they are read again.
+    static let serviceFactsTTLNanos: UInt64 = 30_000_000_000
+    private var serviceFacts: [String: (facts: ServiceFacts?, at: UInt64)] = [:]
+
+    /// A request to a Service through `…/services/<svc>/proxy/…`: straight to its ClusterIP when
+    /// the Service allows it, else through the API server's service proxy (`exchange` as built).
+    func beginService(_ exchange: KubernetesExchange, agent: AgentRegistry.Entry, route: ServiceProxyRoute, direct: [UInt8]) {
+        active[ObjectIdentifier(exchange)] = exchange
+        exchange.service = route
+        let key = "\(route.cluster)/\(route.namespace)/\(route.name)"
+        if let cached = serviceFacts[key], loop.now &- cached.at < Self.serviceFactsTTLNanos {
+            return routeService(exchange, agent: agent, route: route, facts: cached.facts, direct: direct)
+        }
+        let me = LoopBound(self, loop: loop)
+        let waiting = LoopBound(exchange, loop: loop)
+        InternalKubernetesClient(shared: worker.hub).start(
+            cluster: route.cluster, method: "GET", path: "/api/v1/namespaces/\(route.namespace)/services/\(route.name)",
+            body: [], contentType: nil, timeoutMilliseconds: 5000
+        ) { result in
+            var found: ServiceFacts?
+            if case .success(let r) = result, r.isSuccess { found = ServiceFacts(json: r.body) }
+            let facts = found
+            me.loop.execute {
+                let proxy = me.value
+                proxy.serviceFacts[key] = (facts, proxy.loop.now)
+                proxy.routeService(waiting.value, agent: agent, route: route, facts: facts, direct: direct)
+            }
+        }
+    }
+
+    private func routeService(_ exchange: KubernetesExchange, agent: AgentRegistry.Entry, route: ServiceProxyRoute,
+                              facts: ServiceFacts?, direct: [UInt8]) {
+        guard !exchange.isFinished else { return }
+        exchange.serviceHosts = route.serviceHosts(facts)
+        if let facts, let target = route.directTarget(facts) { exchange.goDirect(target: target, request: direct) }
+        guard worker.tunnels[agent.key] != nil else { return exchange.openFailed("the agent disconnected") }
+        send(exchange, agentKey: agent.key, agentPath: Self.pathName(agent))
     }
 
     /// A pooled stream was dead: the same request on a fresh stream of the same agent.
@@ -100,7 +143,7 @@ final class KubernetesProxy {
 
     /// An upstream whose exchange completed cleanly waits for the next request.
     func checkin(_ upstream: KubernetesUpstream) {
-        guard upstream.isOpen, upstream.reusable, (idle[upstream.tunnelKey]?.count ?? 0) < settings.maxIdleUpstreamsPerAgent else {
+        guard upstream.target == Self.target, upstream.isOpen, upstream.reusable, (idle[upstream.tunnelKey]?.count ?? 0) < settings.maxIdleUpstreamsPerAgent else {
             return upstream.abandon()
         }
         idle[upstream.tunnelKey, default: []].append(upstream)

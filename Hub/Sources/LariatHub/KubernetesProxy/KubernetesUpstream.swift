@@ -12,6 +12,8 @@ final class KubernetesUpstream: UpstreamPipeOwner {
     /// `cluster-agent:<id>` / `node-agent:<id>`: the path requests on it take (audit, logs).
     let path: String
     let streamClass: StreamClass
+    /// `k8s-proxy`, or `tcp:IP:PORT` (a Service reached directly; never pooled).
+    let target: String
     private(set) var pipe: UpstreamPipe!
     /// The exchange using it; nil while pooled.
     var exchange: KubernetesExchange?
@@ -25,7 +27,8 @@ final class KubernetesUpstream: UpstreamPipeOwner {
     /// Called once when the stream ends while pooled (the pool forgets it).
     var onIdleEnd: ((KubernetesUpstream) -> Void)?
 
-    init(tunnelKey: UInt64, cluster: String, path: String, streamClass: StreamClass, loop: UVLoop) {
+    init(tunnelKey: UInt64, cluster: String, path: String, streamClass: StreamClass, target: String, loop: UVLoop) {
+        self.target = target
         self.tunnelKey = tunnelKey
         self.cluster = cluster
         self.path = path

@@ -16,7 +16,8 @@ enum UpstreamRequestHead {
     static let extraPrincipal = "Impersonate-Extra-Principalid"
     static let extraToken = "Impersonate-Extra-Requesttokenid"
 
-    static func make(from head: HTTPRequestHead, target: String, principal: Principal, clientAddress: String,
+    /// `principal` nil: no impersonation (a request straight to a Service).
+    static func make(from head: HTTPRequestHead, target: String, principal: Principal?, clientAddress: String,
                      bodyLength: Int) -> HTTPRequestHead {
         let upgrade = head.isUpgradeRequest
         let named = Set(head.headers.tokens(name: "Connection").map { $0.lowercased() })
@@ -35,11 +36,13 @@ enum UpstreamRequestHead {
         } else if bodyLength > 0 || head.method == "POST" || head.method == "PUT" || head.method == "PATCH" {
             out.add(name: "Content-Length", value: String(bodyLength))
         }
-        out.add(name: "Impersonate-User", value: principal.name)
-        for group in principal.groups { out.add(name: "Impersonate-Group", value: group) }
-        out.add(name: extraUsername, value: principal.username)
-        out.add(name: extraPrincipal, value: "local://" + principal.name)
-        if let token = principal.tokenName { out.add(name: extraToken, value: token) }
+        if let principal {
+            out.add(name: "Impersonate-User", value: principal.name)
+            for group in principal.groups { out.add(name: "Impersonate-Group", value: group) }
+            out.add(name: extraUsername, value: principal.username)
+            out.add(name: extraPrincipal, value: "local://" + principal.name)
+            if let token = principal.tokenName { out.add(name: extraToken, value: token) }
+        }
         out.add(name: "X-Forwarded-For", value: clientAddress)
         return HTTPRequestHead(method: head.method, target: target, version: .http1_1, headers: out)
     }
