@@ -23,6 +23,8 @@ public struct JSONLineWriter {
 
     public mutating func string(_ value: String) { separate(); appendQuoted(value) }
     public mutating func raw(number: Int) { separate(); bytes.append(contentsOf: String(number).utf8) }
+    /// A number already written as JSON digits ("12.5"); the caller guarantees the form.
+    public mutating func raw(decimal digits: String) { separate(); bytes.append(contentsOf: digits.utf8) }
     public mutating func bool(_ value: Bool) { separate(); bytes.append(contentsOf: (value ? "true" : "false").utf8) }
 
     private mutating func separate() {

@@ -9,14 +9,19 @@ public enum Cluster: Resource {
     public struct Spec: Codable, Sendable, Equatable {
         public var displayName: String
         public var description: String
-        public init(displayName: String = "", description: String = "") {
+        /// Record exec and attach sessions through the hub (WebSocket ones) as asciicast v2 files
+        /// (input and output with timing) in the hub's data folder.
+        public var recordSessions: Bool
+        public init(displayName: String = "", description: String = "", recordSessions: Bool = false) {
             self.displayName = displayName
             self.description = description
+            self.recordSessions = recordSessions
         }
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             displayName = try c.decodeIfPresent(String.self, forKey: .displayName) ?? ""
             description = try c.decodeIfPresent(String.self, forKey: .description) ?? ""
+            recordSessions = try c.decodeIfPresent(Bool.self, forKey: .recordSessions) ?? false
         }
     }
 

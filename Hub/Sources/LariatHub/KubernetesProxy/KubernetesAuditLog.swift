@@ -1,12 +1,14 @@
 import Foundation
 import LariatControl
 
-/// One line of the Kubernetes audit log: a request through `/k8s/clusters/<id>/…`, or the start
-/// or end of an exec, attach or port-forward session. Built on the loop from plain values and
+/// One line of the Kubernetes audit log: a request through `/k8s/clusters/<id>/…`, the start
+/// or end of an exec, attach or port-forward session, or a connection through a Forward's
+/// listener (`forward`: written when it ends or is refused; `user` is the forward's owner, whose
+/// rights it used, `source` the connecting address). Built on the loop from plain values and
 /// encoded on the log's own queue. Never a secret: no bodies, no headers, no bearer (only the
 /// Token object's name).
 struct KubernetesAuditEvent: Codable, Sendable {
-    enum Kind: String, Codable, Sendable { case request, sessionStart = "session-start", sessionEnd = "session-end" }
+    enum Kind: String, Codable, Sendable { case request, sessionStart = "session-start", sessionEnd = "session-end", forward }
     var kind: Kind
     var time: Date
     var requestID: String
@@ -26,6 +28,9 @@ struct KubernetesAuditEvent: Codable, Sendable {
     var subresource: String?
     var namespace: String?
     var name: String?
+    /// Forward connections: the Forward object and the tunnel target (`svc:NS/NAME:PORT`).
+    var forward: String?
+    var target: String?
     var status: Int?
     var bytesIn: Int?
     var bytesOut: Int?
@@ -37,6 +42,9 @@ struct KubernetesAuditEvent: Codable, Sendable {
     var tty: Bool?
     var exitCode: Int?
     var error: String?
+    /// The asciicast file of a recorded session, or why a session of a recording cluster was not recorded.
+    var recording: String?
+    var notRecorded: String?
 }
 
 /// Where Kubernetes audit lines go: a file (appended, 0600) or standard output, written in order

@@ -50,6 +50,10 @@ final class KubernetesExchange: ByteStreamHandler {
     private var splicing = false
     private var finished = false
     private var watcher: ExecStatusWatcher?
+    /// Set when the cluster records sessions (`Cluster.spec.recordSessions`).
+    private(set) var recorder: SessionRecorder?
+    /// Why a session of a recording cluster was not recorded (SPDY, a file that could not be made).
+    private(set) var notRecorded: String?
     /// Bytes the client sent after an upgrade request's head, before the answer: they belong
     /// to the session and go out right after the switch.
     var earlyClientBytes: [UInt8] = []
@@ -119,6 +123,7 @@ final class KubernetesExchange: ByteStreamHandler {
         if splicing {
             bytesOut += bytes.count
             watcher?.scan(bytes)
+            recorder?.serverSent(bytes, now: proxy.loop.now)
             stream.write(bytes)
             return
         }
@@ -343,6 +348,7 @@ final class KubernetesExchange: ByteStreamHandler {
     private func finish(error: String?) {
         guard !finished else { return }
         finished = true
+        recorder?.finish()
         proxy.exchangeEnded(self, status: status, error: error, exitCode: watcher?.exitCode, sawStatus: watcher?.sawStatus ?? false)
     }
 
@@ -355,17 +361,27 @@ final class KubernetesExchange: ByteStreamHandler {
             watcher = ExecStatusWatcher(framing: spdy ? .spdy : .webSocket)
         }
         upstream?.reusable = false
+        if info.session == .exec || info.session == .attach, proxy.recordsSessions(of: info.cluster) {
+            if method == "GET" {
+                recorder = proxy.makeRecorder(for: self)
+                if recorder == nil { notRecorded = "the recording file could not be created" }
+            } else {
+                notRecorded = "SPDY sessions are not recorded (kubectl 1.30 and later use WebSockets)"
+            }
+        }
         client.exchangeUpgraded()
         stream.start(handler: self)
         if leftover.count > 0 {
             bytesOut += leftover.count
             watcher?.scan(leftover)
+            recorder?.serverSent(leftover, now: proxy.loop.now)
             stream.write(leftover)
         }
         if !earlyClientBytes.isEmpty {
             let early = earlyClientBytes
             earlyClientBytes = []
             bytesIn += early.count
+            early.withUnsafeBytes { recorder?.clientSent($0, now: proxy.loop.now) }
             upstream?.pipe.send(early)
         }
     }
@@ -384,6 +400,7 @@ final class KubernetesExchange: ByteStreamHandler {
 
     func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) {
         bytesIn += bytes.count
+        recorder?.clientSent(bytes, now: proxy.loop.now)
         upstream?.pipe.send(bytes)
     }
     func streamDidReadEOF(_ stream: any ByteStream) { upstream?.pipe.sendEOF() }

@@ -203,11 +203,32 @@ final class KubernetesProxy {
             end.bytesOut = e.bytesOut
             end.durationMicros = duration
             end.error = error ?? (session == .portforward || sawStatus ? nil : "ended without an exit status")
+            end.recording = e.recorder?.path
+            end.notRecorded = e.notRecorded
             worker.hub.kubernetesAudit.record(end)
         }
     }
 
     func sessionClosed(_ e: KubernetesExchange) { active[ObjectIdentifier(e)] = nil }
+
+    // MARK: Session recordings
+
+    func recordsSessions(of cluster: String) -> Bool {
+        worker.hub.control.clusterInformer.get(cluster)?.spec.recordSessions ?? false
+    }
+
+    /// `DATA/recordings/<cluster>/<unix time>-<request id>.cast`.
+    func makeRecorder(for e: KubernetesExchange) -> SessionRecorder? {
+        let wall = Date().timeIntervalSince1970
+        let directory = worker.hub.configuration.dataDirectory + "/recordings/" + e.info.cluster
+        let query = e.info.upstreamTarget.split(separator: "?", maxSplits: 1).dropFirst().first ?? ""
+        let command = KubernetesRequestInfo.queryValues(query, name: "command").joined(separator: " ")
+        let title = "\(e.principal.username) \(e.info.session?.rawValue ?? "") \(e.info.namespace)/\(e.info.name)\(command.isEmpty ? "" : ": " + command)"
+        let recorder = SessionRecorder(directory: directory, name: "\(Int(wall))-\(e.requestID)", title: title,
+                                       now: loop.now, wallClock: wall)
+        if recorder == nil { logger.warning("cannot create a session recording in \(directory.logQuoted)") }
+        return recorder
+    }
 
     func audit(_ e: KubernetesExchange, sessionStart session: KubernetesRequestInfo.Session) {
         worker.hub.kubernetesAudit.record(sessionEvent(e, session: session, kind: .sessionStart))
