@@ -10,6 +10,8 @@ final class HubShared: Sendable {
     let control: ControlPlane
     /// Set once right after init, like `workers`.
     nonisolated(unsafe) var clusterStatus: ClusterStatusController?
+    /// Set once right after init, like `workers` (nil with `--no-rbac-sync`).
+    nonisolated(unsafe) var rbacSync: RBACSyncController?
     let registry: AgentRegistry
     let tls: TLSContext
     let caPEM: String

@@ -11,7 +11,7 @@ struct LariatHubCommand: ParsableCommand {
         abstract: "The Lariat hub: accepts agent tunnels and carries traffic to the clusters behind them.",
         version: LariatVersion.version,
         subcommands: [Serve.self, Login.self, ClusterCommand.self, KubeconfigCommand.self, TokenCommand.self, UserCommand.self,
-                       RoleCommand.self, Bench.self],
+                       RoleCommand.self, ForwardCommand.self, Bench.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -52,7 +52,7 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Extra DNS name or IP for the serving certificate (repeatable).")
     var serverName: [String] = []
 
-    @Option(name: .long, help: "Forward LISTEN_HOST:PORT=CLUSTER/TARGET (TARGET: HOST:PORT, k8s-api, svc:NS/NAME:PORT). Repeatable.")
+    @Option(name: .long, help: "For local testing only: forward LISTEN_HOST:PORT=CLUSTER/TARGET (TARGET: HOST:PORT, k8s-api, svc:NS/NAME:PORT) with no authentication or audit, so anyone who reaches the port reaches the target. Repeatable. Use `lariat-hub forward create` (authorized, audited) for anything else.")
     var forward: [String] = []
 
     @Option(name: .long, help: "Seconds to wait for open streams when shutting down.")
@@ -90,6 +90,12 @@ struct Serve: ParsableCommand {
 
     @Option(name: .customLong("k8s-pool-idle"), help: "Seconds an idle pooled stream to the API server is kept.")
     var kubernetesPoolIdle: UInt64?
+
+    @Option(name: .customLong("rbac-resync"), help: "Seconds between two syncs of every cluster's RBAC objects with the hub's role bindings (repairs edits made in the cluster).")
+    var rbacResync: Double = HubConfiguration().rbacSync?.resyncInterval ?? 30
+
+    @Flag(name: .customLong("no-rbac-sync"), help: "Do not keep clusters' RBAC objects in step with the hub's role bindings.")
+    var noRBACSync = false
 
     @Option(name: .long, help: "Seconds a client has to finish its TLS handshake.")
     var tlsHandshakeTimeout: Double = Double(FrontDoorLimits().tlsHandshakeTimeoutMilliseconds) / 1000
@@ -139,6 +145,9 @@ struct Serve: ParsableCommand {
         if let kubernetesMaxBody { config.kubernetes.maxRequestBodyBytes = kubernetesMaxBody }
         if let kubernetesPoolSize { config.kubernetes.maxIdleUpstreamsPerAgent = kubernetesPoolSize }
         if let kubernetesPoolIdle { config.kubernetes.upstreamIdleTimeoutMilliseconds = kubernetesPoolIdle * 1000 }
+        guard rbacResync > 0 else { throw ValidationError("--rbac-resync must be above 0") }
+        config.rbacSync?.resyncInterval = rbacResync
+        if noRBACSync { config.rbacSync = nil }
         config.limits.tlsHandshakeTimeoutMilliseconds = try milliseconds(tlsHandshakeTimeout, "--tls-handshake-timeout")
         config.limits.requestHeadTimeoutMilliseconds = try milliseconds(requestHeadTimeout, "--request-head-timeout")
         config.limits.keepAliveIdleTimeoutMilliseconds = try milliseconds(keepAliveTimeout, "--keep-alive-timeout")
