@@ -19,6 +19,8 @@ public final class Hub {
     let acceptor: UVLoop
     private var listener: TCPListener?
     private var forwardListeners: [TCPListener] = []
+    /// Reads clusters' stats into their status (started once the hub listens).
+    private var clusterStats: ClusterStatsController?
     private var signals: SignalWatcher?
     private var stopping = false
     /// Set on first start when a bootstrap cluster was created: its token, to print once.
@@ -98,6 +100,12 @@ public final class Hub {
         try listen()
         // With port 0 the URL import commands carry is known only now.
         shared.control.updateServerURL(configuration.serverURL(port: port))
+        // Its reads go through agents' tunnels, which can connect only from now on.
+        let stats = ClusterStatsController(clusters: opened.control.clusters, informer: opened.control.clusterInformer,
+                                           api: InternalKubernetesClient(shared: shared), settings: configuration.clusterStats,
+                                           logger: logger)
+        stats.start()
+        clusterStats = stats
     }
 
     /// A registration for an agent id that holds a tunnel is refused; the tunnel is probed at
@@ -269,6 +277,7 @@ public final class Hub {
         // The HTTPS listener stays open while draining, so load balancers' health checks see
         // "503 draining" (and new agents a 503) instead of a refused connection.
         for l in forwardListeners { l.close() }
+        clusterStats?.stop()
         for w in workers { w.loop.execute { w.value.drainAll(reason: "hub shutting down") } }
         let started = acceptor.now
         let timer = UVTimer(loop: acceptor)

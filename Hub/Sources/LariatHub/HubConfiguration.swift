@@ -46,6 +46,9 @@ public struct HubConfiguration: Sendable {
     public var rbacSync: RBACSyncController.Settings? = RBACSyncController.Settings()
     /// How agents' health is sampled and scored (where new requests go).
     public var agentHealth = AgentHealth.Settings()
+    /// Reading each cluster's version, nodes, pods and warning events into its status (the
+    /// interval is `--stats-interval`; stale after three).
+    public var clusterStats = ClusterStatsController.Settings()
 
     public var serverURL: String { serverURL(port: listenPort) }
 

@@ -72,12 +72,17 @@ struct ClusterCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the clusters you can see, with their state.")
         func run() throws {
             let cli = try CLIConfig.load()
-            print("NAME\tCONNECTED\tREADY\tAGENTS")
+            print("NAME\tCONNECTED\tREADY\tAGENTS\tVERSION\tNODES\tPODS\tSTATS")
             for c in items(try cli.call("GET", "/v3/clusters")) {
                 let conditions = (c.path("status", "conditions") as? [[String: Any]]) ?? []
                 func state(_ t: String) -> String { conditions.first { $0["type"] as? String == t }?["status"] as? String ?? "Unknown" }
                 let agents = (c.path("status", "agents") as? [[String: Any]])?.count ?? 0
-                print("\(c.string("id"))\t\(state("Connected"))\t\(state("Ready"))\t\(agents)")
+                let version = c.string("status", "kubernetes", "version")
+                // Ready/total nodes and pods from the last read of the cluster; STALE once reads stopped.
+                let nodes = (c.path("status", "nodes") as? [String: Any]).map { "\($0.string("ready"))/\($0.string("total"))" } ?? "-"
+                let pods = c.string("status", "pods", "total")
+                let stats = switch state("StatsFresh") { case "True": "fresh"; case "False": "STALE"; default: "-" }
+                print("\(c.string("id"))\t\(state("Connected"))\t\(state("Ready"))\t\(agents)\t\(version.isEmpty ? "-" : version)\t\(nodes)\t\(pods.isEmpty ? "-" : pods)\t\(stats)")
             }
         }
     }

@@ -97,6 +97,9 @@ struct Serve: ParsableCommand {
     @Flag(name: .customLong("no-rbac-sync"), help: "Do not keep clusters' RBAC objects in step with the hub's role bindings.")
     var noRBACSync = false
 
+    @Option(name: .customLong("stats-interval"), help: "Seconds between two reads of every cluster's version, nodes, pods and warning events into its status (stale after three intervals without one).")
+    var statsInterval: Double = HubConfiguration().clusterStats.interval
+
     @Option(name: .long, help: "Seconds a client has to finish its TLS handshake.")
     var tlsHandshakeTimeout: Double = Double(FrontDoorLimits().tlsHandshakeTimeoutMilliseconds) / 1000
 
@@ -148,6 +151,8 @@ struct Serve: ParsableCommand {
         guard rbacResync > 0 else { throw ValidationError("--rbac-resync must be above 0") }
         config.rbacSync?.resyncInterval = rbacResync
         if noRBACSync { config.rbacSync = nil }
+        guard statsInterval > 0 else { throw ValidationError("--stats-interval must be above 0") }
+        config.clusterStats.interval = statsInterval
         config.limits.tlsHandshakeTimeoutMilliseconds = try milliseconds(tlsHandshakeTimeout, "--tls-handshake-timeout")
         config.limits.requestHeadTimeoutMilliseconds = try milliseconds(requestHeadTimeout, "--request-head-timeout")
         config.limits.keepAliveIdleTimeoutMilliseconds = try milliseconds(keepAliveTimeout, "--keep-alive-timeout")
