@@ -32,7 +32,6 @@ public final class RBACSyncController: Sendable {
     }
 
     public let settings: Settings
-    private let pass: RBACSyncPass
     private let queue: WorkQueue
     private let informers: RBACInformers
     private let clusters: Informer<Cluster>
@@ -49,7 +48,6 @@ public final class RBACSyncController: Sendable {
         self.informers = informers
         self.clusters = clusters
         let pass = RBACSyncPass(informers: informers, api: api, timeout: settings.requestTimeout, logger: logger)
-        self.pass = pass
         var q = WorkQueue.Settings()
         q.workers = max(1, settings.workers)
         q.baseDelay = settings.retryDelay
@@ -66,11 +64,6 @@ public final class RBACSyncController: Sendable {
 
     /// An agent of `cluster` connected to this hub: its RBAC is brought up to date now.
     public func clusterConnected(_ cluster: String) { queue.add(cluster) }
-
-    /// One sync of `cluster`, on the caller's thread (the queue's workers run the same).
-    /// Throws when a request failed (the queue retries with backoff).
-    @discardableResult
-    public func sync(cluster: String) throws -> RBACSyncReport { try pass.sync(cluster: cluster) }
 
     public func stop() {
         stopped.store(true, ordering: .relaxed)
@@ -168,6 +161,7 @@ public struct RBACSyncReport: Sendable, Equatable {
 }
 
 /// One sync of one cluster: list what we made, compare with what is wanted, change the difference.
+/// Run by the controller's queue, never twice at once for one cluster.
 final class RBACSyncPass: Sendable {
     let informers: RBACInformers
     let api: any ClusterAPIClient
@@ -190,6 +184,7 @@ final class RBACSyncPass: Sendable {
         var description: String
     }
 
+    @discardableResult
     func sync(cluster: String) throws -> RBACSyncReport {
         var report = RBACSyncReport(cluster: cluster)
         do {
@@ -268,8 +263,14 @@ final class RBACSyncPass: Sendable {
             change(cluster, "created \(key)", &report)
             return true
         }
-        // Listed by our label, so an existing one was not made by us: never ours to take over.
+        // Taken: by an object we made after our list (another pass), or by one without our
+        // label, which is never ours to take over.
         if r.status == 409 {
+            let existing = try call(cluster, "GET", key.path, nil)
+            if existing.isSuccess, let o = try? APIJSON.decoder.decode(KubeRBACObject.self, from: existing.body),
+               o.metadata.labels?[ClusterRBACObjects.managedByLabel] == ClusterRBACObjects.managedByValue {
+                return true
+            }
             skip(cluster, key, "an object of that name exists without label \(ClusterRBACObjects.selector); leaving it alone", &report)
             return false
         }
