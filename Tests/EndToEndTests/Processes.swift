@@ -94,8 +94,13 @@ final class TunnelRig: @unchecked Sendable {
     /// The admin API token the hub is started with (it keeps only its digest).
     let adminToken = "e2e-admin-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
 
-    init(forwards: [String], hubArguments: [String] = [], hubEnvironment: [String: String] = [:]) throws {
+    /// The address the hub listens on and the tests dial (a netns test's host side of the veth).
+    let listenHost: String
+
+    init(forwards: [String], hubArguments: [String] = [], hubEnvironment: [String: String] = [:],
+         listenHost: String = "127.0.0.1") throws {
         directory = NSTemporaryDirectory() + "lariat-e2e-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        self.listenHost = listenHost
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.forwards = forwards
         self.hubArguments = hubArguments
@@ -113,7 +118,7 @@ final class TunnelRig: @unchecked Sendable {
     /// Starts (or restarts) the hub. On a restart the same ports are requested again.
     func startHub(generation: Int = 0) throws {
         let portFile = directory + "/ports-\(generation)"
-        let listen = httpsPort == 0 ? "127.0.0.1:0" : "127.0.0.1:\(httpsPort)"
+        let listen = "\(listenHost):\(httpsPort)"
         var args = ["serve", "--listen", listen, "--data", dataDirectory, "--port-file", portFile, "--loops", "2",
                     "--drain-timeout", "3"]
         for (i, f) in forwards.enumerated() {
@@ -162,7 +167,7 @@ final class TunnelRig: @unchecked Sendable {
 
     /// One HTTPS request to the hub's API with the admin token (or `bearer`).
     func api(_ path: String, bearer: String? = nil) throws -> HubAPIClient.Response {
-        try HubAPIClient.get(host: "127.0.0.1", port: httpsPort, path: path, bearer: bearer ?? adminToken, caPEM: caPEM,
+        try HubAPIClient.get(host: listenHost, port: httpsPort, path: path, bearer: bearer ?? adminToken, caPEM: caPEM,
                              timeoutMilliseconds: 20_000)
     }
 
