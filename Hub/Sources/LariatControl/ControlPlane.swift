@@ -27,6 +27,12 @@ public final class ControlPlane: Sendable {
         public var maxKubeconfigClusters = 500
         /// Where API request counts and latencies go (nil: nowhere).
         public var metricsFactory: (any MetricsFactory)? = nil
+        /// Ports a Forward may ask the hub to listen on (0, any free port, always may): not the
+        /// privileged ones, where a hub running as root would otherwise let a project member
+        /// take a well-known service's port.
+        public var forwardListenPorts: ClosedRange<Int> = 1024...65535
+        /// Most Forwards one user may own (each may hold a listening socket on the hub).
+        public var maxForwardsPerOwner = 100
         public init(serverURL: String, caPEM: String, caChecksum: String) {
             self.serverURL = serverURL
             self.caPEM = caPEM
@@ -53,9 +59,12 @@ public final class ControlPlane: Sendable {
     public let projects: ObjectStore<Project>
     public let registrationTokens: ObjectStore<ClusterRegistrationToken>
     public let agentCredentials: ObjectStore<AgentCredential>
+    public let forwards: ObjectStore<Forward>
     public let clusterInformer: Informer<Cluster>
     public let registrationTokenInformer: Informer<ClusterRegistrationToken>
     public let agentCredentialInformer: Informer<AgentCredential>
+    /// Forwards' cache: the hub opens listeners from it and authorizes their connections.
+    public let forwardInformer: Informer<Forward>
     /// Projects' cache; started with the authorizer's caches (`RBACInformers`), which share it.
     public let projectInformer: Informer<Project>
     /// Runs API requests off the network loops; concurrent (SQLite serialises its own writes).
@@ -73,9 +82,11 @@ public final class ControlPlane: Sendable {
         projects = ObjectStore(backend)
         registrationTokens = ObjectStore(backend)
         agentCredentials = ObjectStore(backend)
+        forwards = ObjectStore(backend)
         clusterInformer = Informer(store: clusters)
         registrationTokenInformer = Informer(store: registrationTokens)
         agentCredentialInformer = Informer(store: agentCredentials)
+        forwardInformer = Informer(store: forwards)
         projectInformer = Informer(store: projects)
     }
 
@@ -87,11 +98,13 @@ public final class ControlPlane: Sendable {
         try clusterInformer.start()
         try registrationTokenInformer.start()
         try agentCredentialInformer.start()
+        try forwardInformer.start()
         var builder = RouterBuilder()
         ClustersRoute.register(self, in: &builder)
         ProjectsRoute.register(self, in: &builder)
         RegistrationRoutes.register(self, in: &builder)
         ImportRoute.register(self, in: &builder)
+        ForwardsRoute.register(self, in: &builder)
         routes(&builder)
         let router = builder.build(authenticator: authenticator, authorizer: authorizer, audit: audit, logger: logger,
                                    passwordChangeRequired: passwordChangeRequired,
@@ -103,6 +116,7 @@ public final class ControlPlane: Sendable {
         clusterInformer.stop()
         registrationTokenInformer.stop()
         agentCredentialInformer.stop()
+        forwardInformer.stop()
     }
 
     public var router: Router {

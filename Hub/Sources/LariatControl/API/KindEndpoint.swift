@@ -17,6 +17,12 @@ public struct KindEndpoint<R: Resource>: Sendable {
     public var prepareUpdate: @Sendable (RequestContext, Object<R>, inout Object<R>) throws -> Void = { _, _, _ in }
     /// The user who owns an object (a Token's user, a User itself), for "own objects" rules.
     public var owner: @Sendable (Object<R>) -> String? = { _ in nil }
+    /// The Kubernetes namespace (of the object's cluster) an object is about, for authorization:
+    /// the bindings of the projects holding that namespace then apply to it.
+    public var namespace: @Sendable (Object<R>) -> String? = { _ in nil }
+    /// A right a verb on an object takes besides the management one (a Forward: the access to
+    /// the Service it grants); checked first, so the audit records the management decision.
+    public var alsoRequires: @Sendable (_ verb: String, Object<R>) -> Access? = { _, _ in nil }
     /// Refuses a delete (built-in roles, say) with the reason.
     public var refuseDelete: @Sendable (Object<R>) -> String? = { _ in nil }
     /// The cache of this kind the control plane reads from, told of writes at once.
@@ -44,8 +50,20 @@ public struct KindEndpoint<R: Resource>: Sendable {
 
     func access(_ verb: String, _ o: Object<R>?, name: String? = nil) -> Access {
         let s: (cluster: String?, project: String?) = o.map(scope) ?? (nil, nil)
-        return Access(verb: verb, resource: R.plural, name: o?.name ?? name, cluster: s.cluster, project: s.project,
-                      owner: o.flatMap(owner))
+        return Access(verb: verb, resource: R.plural, name: o?.name ?? name, cluster: s.cluster,
+                      namespace: o.flatMap(namespace), project: s.project, owner: o.flatMap(owner))
+    }
+
+    /// Refuses with 403 unless the caller may do `verb` on `o` (and what `alsoRequires` adds).
+    func authorize(_ ctx: RequestContext, _ router: Router, _ verb: String, _ o: Object<R>) throws {
+        if let extra = alsoRequires(verb, o) { try router.authorize(ctx, extra) }
+        try router.authorize(ctx, access(verb, o))
+    }
+
+    /// Whether the caller may see `o` in a list (`everything`: it may list them all).
+    func visible(_ ctx: RequestContext, _ router: Router, everything: Bool, _ o: Object<R>) -> Bool {
+        if let extra = alsoRequires("get", o), !router.allows(ctx, extra) { return false }
+        return everything || router.allows(ctx, access("get", o))
     }
 
     func check(_ verb: String) throws {
@@ -59,7 +77,7 @@ public struct KindEndpoint<R: Resource>: Sendable {
             try router.authorize(ctx, Access(verb: "get", resource: R.plural, name: name))
             throw APIError.notFound("\(R.kind) \"\(name)\" not found")
         }
-        try router.authorize(ctx, access("get", o))
+        try authorize(ctx, router, "get", o)
         return .json(200, V3Item(present(o)))
     }
 
@@ -82,8 +100,8 @@ public struct KindEndpoint<R: Resource>: Sendable {
             limit = min(n, 5000)
         }
         let page = try store.list(selector: selector, limit: limit, continue: q["continue"])
-        let visible = allowedEverywhere ? page.items : page.items.filter { router.allows(ctx, access("get", $0)) }
-        return .json(200, V3Collection(items: visible.map { V3Item(present($0)) }, kind: R.kind, plural: R.plural,
+        let shown = page.items.filter { visible(ctx, router, everything: allowedEverywhere, $0) }
+        return .json(200, V3Collection(items: shown.map { V3Item(present($0)) }, kind: R.kind, plural: R.plural,
                                        revision: page.resourceVersion, continueToken: page.continue, limit: limit))
     }
 
@@ -92,7 +110,7 @@ public struct KindEndpoint<R: Resource>: Sendable {
         var o = try BodyDecoding.decode(Object<R>.self, from: ctx.request.body)
         o.status = R.emptyStatus()
         try prepareCreate(ctx, &o)
-        try router.authorize(ctx, access("create", o))
+        try authorize(ctx, router, "create", o)
         let errors = validate(o)
         guard errors.isEmpty else { throw APIError.invalid(errors) }
         let created = try store.create(o)
@@ -112,7 +130,7 @@ public struct KindEndpoint<R: Resource>: Sendable {
             try router.authorize(ctx, Access(verb: "update", resource: R.plural, name: name))
             throw APIError.notFound("\(R.kind) \"\(name)\" not found")
         }
-        try router.authorize(ctx, access("update", current))
+        try authorize(ctx, router, "update", current)
         // Status belongs to the controllers, the owners' scope cannot be moved by an update.
         o.status = current.status
         try prepareUpdate(ctx, current, &o)
@@ -136,7 +154,7 @@ public struct KindEndpoint<R: Resource>: Sendable {
             try router.authorize(ctx, Access(verb: "delete", resource: R.plural, name: name))
             throw APIError.notFound("\(R.kind) \"\(name)\" not found")
         }
-        try router.authorize(ctx, access("delete", current))
+        try authorize(ctx, router, "delete", current)
         if let why = refuseDelete(current) { throw APIError.forbidden(why) }
         if let marked = try store.delete(name, resourceVersion: ctx.request.query["resourceVersion"]) {
             informer?.remember(marked)
@@ -162,14 +180,16 @@ public struct KindEndpoint<R: Resource>: Sendable {
         let caller = ctx.caller
         let authorizer = router.authorizer
         let scope = self.scope, present = self.present, owner = self.owner, timeout = watchTimeout
+        let namespace = self.namespace, alsoRequires = self.alsoRequires
         // Opened now, so a 410 is the answer's status rather than a line in a 200 stream.
         let relay = WatchRelay()
         let cancellation = try store.watch(after: from, { event in
             guard selector.matches(event.object.metadata.labels) else { return }
+            if let extra = alsoRequires("get", event.object), !authorizer.authorize(caller, extra).allowed { return }
             if !everything {
                 let s = scope(event.object)
-                let a = Access(verb: "get", resource: R.plural, name: event.object.name, cluster: s.cluster, project: s.project,
-                               owner: owner(event.object))
+                let a = Access(verb: "get", resource: R.plural, name: event.object.name, cluster: s.cluster,
+                               namespace: namespace(event.object), project: s.project, owner: owner(event.object))
                 guard authorizer.authorize(caller, a).allowed else { return }
             }
             relay.send(WatchLine(type: event.type.rawValue, object: V3Item(present(event.object))))

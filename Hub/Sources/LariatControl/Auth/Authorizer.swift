@@ -9,7 +9,7 @@ import Synchronization
 /// - a ProjectRoleTemplateBinding's apply to the Project object and its objects
 ///   (`Access.project`) and to requests in the project's namespaces of its cluster;
 /// - bindings to a group apply to every principal listing that group;
-/// - every user may read its own User and manage its own Tokens (`Access.owner`);
+/// - every user may read its own User and manage its own Tokens and Forwards (`Access.owner`);
 /// - a cluster-scoped token (`Principal.clusterScope`) is refused everything outside its cluster;
 /// - whoever reaches a cluster (`canReach`) may discover its API and review itself there
 ///   (`DiscoveryBaseline`).
@@ -70,8 +70,15 @@ public final class Authorizer: Authorizing {
     /// Verbs every user has on its own objects, whatever its bindings.
     static let ownUserVerbs: Set<String> = ["get", "list", "watch"]
     static let ownTokenVerbs: Set<String> = ["get", "list", "watch", "create", "delete"]
+    /// Creating a forward takes a role's `create` on `forwards`; reading it also the access to its
+    /// Service (the API checks that apart), and deleting one's own never takes more.
+    static let ownForwardVerbs: Set<String> = ["get", "list", "watch", "update", "delete"]
 
     private static func selfService(_ principal: Principal, _ access: Access) -> String? {
+        if principal.kind == .user, access.nonResourcePath == nil, access.apiGroup == Access.managementGroup,
+           access.resource == Forward.plural, access.owner == principal.name, ownForwardVerbs.contains(access.verb) {
+            return "allowed: a user may manage its own forwards"
+        }
         guard principal.kind == .user, access.nonResourcePath == nil, access.apiGroup == Access.managementGroup,
               access.cluster == nil, access.namespace == nil, access.project == nil
         else { return nil }

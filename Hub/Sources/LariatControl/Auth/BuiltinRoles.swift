@@ -69,6 +69,9 @@ public enum BuiltinRoles {
             rules: [
                 PolicyRule(verbs: ["*"], apiGroups: workloadGroups, resources: workloadResources),
                 PolicyRule(verbs: read, apiGroups: [mgmt], resources: ["projects", "projectroletemplatebindings"]),
+                // Forwards to the project's Services (members may reach them through services/proxy
+                // anyway); each creator then manages its own (`Authorizer`), project owners all.
+                PolicyRule(verbs: ["create"], apiGroups: [mgmt], resources: ["forwards"]),
             ],
             builtin: true)),
         Object(name: "read-only", spec: RoleTemplate.Spec(

@@ -151,9 +151,13 @@ public final class TokenService: Authenticating {
         }
         guard user.spec.enabled else { return .failure(.userDisabled(token: name, user: spec.userName)) }
         noteUse(token, at: now)
-        return .success(Principal(kind: .user, name: user.name, username: user.spec.username,
-                                  groups: user.spec.groups + [Self.authenticatedGroup],
-                                  tokenName: name, clusterScope: spec.clusterName))
+        return .success(Self.principal(of: user, tokenName: name, clusterScope: spec.clusterName))
+    }
+
+    /// The principal a user acts as: its groups and `system:authenticated`.
+    public static func principal(of user: Object<User>, tokenName: String? = nil, clusterScope: String? = nil) -> Principal {
+        Principal(kind: .user, name: user.name, username: user.spec.username, groups: user.spec.groups + [authenticatedGroup],
+                  tokenName: tokenName, clusterScope: clusterScope)
     }
 
     /// The object from the cache, or — when the cache has not seen it yet — from the store: a
