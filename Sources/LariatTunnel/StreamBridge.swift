@@ -17,6 +17,10 @@ public final class StreamBridge: ByteStreamHandler {
     var onOpenFailed: ((ErrorCode, String) -> Void)?
     /// Called once the socket is closed and the bridge is done (a draining hub counts these).
     public var onClosed: (() -> Void)?
+    /// Bytes read from the socket (toward the tunnel) and delivered to it (from the tunnel),
+    /// for audit lines.
+    public private(set) var bytesFromConnection = 0
+    public private(set) var bytesToConnection = 0
 
     /// Bytes written to the socket whose credit has not been returned yet.
     private var unacknowledged = 0
@@ -48,6 +52,7 @@ public final class StreamBridge: ByteStreamHandler {
     func deliver(_ bytes: UnsafeRawBufferPointer) {
         guard !closing else { tunnel.session.consumed(id, bytes.count); return }
         connection.write(bytes)
+        bytesToConnection += bytes.count
         unacknowledged += bytes.count
         acknowledgeWritten()
     }
@@ -105,6 +110,7 @@ public final class StreamBridge: ByteStreamHandler {
 
     public func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) {
         guard !sessionDone else { return }
+        bytesFromConnection += bytes.count
         tunnel.withSession { session in
             // Behind an overflow, everything waits (a stream that delivers while paused — a
             // hand-off's parked bytes — must not jump the queue).

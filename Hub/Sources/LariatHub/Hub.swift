@@ -19,6 +19,8 @@ public final class Hub {
     let acceptor: UVLoop
     private var listener: TCPListener?
     private var forwardListeners: [TCPListener] = []
+    /// The listeners of Forward objects, their named ports and statuses.
+    private var forwardObjects: ForwardController?
     /// Reads clusters' stats into their status (started once the hub listens).
     private var clusterStats: ClusterStatsController?
     private var signals: SignalWatcher?
@@ -98,6 +100,8 @@ public final class Hub {
                                                  api: InternalKubernetesClient(shared: shared), settings: settings, logger: logger)
         }
         try listen()
+        forwardObjects = ForwardController(shared: shared, acceptor: acceptor, rbac: opened.services.rbac,
+                                           clusterAPI: InternalKubernetesClient(shared: shared))
         // With port 0 the URL import commands carry is known only now.
         shared.control.updateServerURL(configuration.serverURL(port: port))
         // Its reads go through agents' tunnels, which can connect only from now on.
@@ -232,7 +236,7 @@ public final class Hub {
                 bound.value.forward(socket, toTunnel: agent.key, target: spec.target, description: description)
             }
         }
-        logger.info("forwarding \(spec.listenHost):\(l.port) to \(spec.target) in cluster \"\(spec.cluster)\"")
+        logger.info("forwarding \(spec.listenHost):\(l.port) to \(spec.target) in cluster \"\(spec.cluster)\" (--forward: no authentication or audit, for local testing; Forward objects are the authorized kind)")
         return l
     }
 
@@ -277,6 +281,7 @@ public final class Hub {
         // The HTTPS listener stays open while draining, so load balancers' health checks see
         // "503 draining" (and new agents a 503) instead of a refused connection.
         for l in forwardListeners { l.close() }
+        forwardObjects?.stop()
         clusterStats?.stop()
         for w in workers { w.loop.execute { w.value.drainAll(reason: "hub shutting down") } }
         let started = acceptor.now

@@ -13,7 +13,11 @@ public struct HubConfiguration: Sendable {
     public var loops = LoopGroup.coreCount
     /// Extra DNS names / IPs for the serving certificate (localhost and 127.0.0.1 are always in).
     public var serverNames: [String] = []
+    /// Static, unauthenticated forwards (`--forward`), for local testing: anyone who reaches the
+    /// listener reaches the target. Forward objects (`/v3/forwards`) are the authorized kind.
     public var forwards: [ForwardSpec] = []
+    /// How Forward objects' listeners, named ports and statuses are kept.
+    public var forwardObjects = ForwardObjectSettings()
     /// How long a draining hub waits for open streams before it exits anyway.
     public var drainTimeoutMilliseconds: UInt64 = 10_000
     /// `/metrics`: who may read it, histogram buckets.

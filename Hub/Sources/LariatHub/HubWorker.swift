@@ -151,36 +151,47 @@ final class HubWorker: TunnelConnectionDelegate {
 
     // MARK: Forwarding
 
-    /// Carries an accepted user connection to `target` through the tunnel `key`.
-    func forward(_ socket: DetachedSocket, toTunnel key: UInt64, target: String, description: String) {
+    /// Carries an accepted user connection to `target` through the tunnel `key`; `ended` hears
+    /// once how it went (bytes each way, or why it failed), for audit lines.
+    func forward(_ socket: DetachedSocket, toTunnel key: UInt64, target: String, description: String,
+                 ended: ((ForwardedConnectionEnd) -> Void)? = nil) {
         let connection: TCPConnection
         do { connection = try TCPConnection.adopt(socket, loop: loop) } catch {
             logger.error("forward \(description): cannot adopt connection: \(error)")
+            ended?(ForwardedConnectionEnd(error: "cannot adopt connection: \(error)"))
             return
         }
         guard let tunnel = tunnels[key], tunnel.session.state == .established else {
             logger.warning("forward \(description): agent went away before the connection was handed over")
             connection.closeWithReset()
+            ended?(ForwardedConnectionEnd(error: "agent went away before the connection was handed over"))
             return
         }
         let hold = hub.configuration.limits.unhealthyAgentHoldMilliseconds
+        var failure: String?
         do {
             let bridge = try tunnel.openBridged(target: target, streamClass: .bulk, connection: connection) { [hub, loop] code, message in
                 hub.logger.warning("forward \(description) via \(tunnel.label): \(code.name): \(message.logQuoted)")
+                failure = "\(code.name): \(message)"
                 if code == .timeout {
                     // The agent did not answer an OPEN: new streams prefer its cluster's other agents.
                     hub.registry.markUnhealthy(key, until: loop.now + hold * 1_000_000)
                 }
             }
             hub.userConnections.opened()
-            bridge.onClosed = { [hub] in hub.userConnections.closed() }
+            bridge.onClosed = { [hub, unowned bridge] in
+                hub.userConnections.closed()
+                ended?(ForwardedConnectionEnd(bytesIn: bridge.bytesFromConnection, bytesOut: bridge.bytesToConnection, error: failure))
+            }
         } catch .openQueueFull(let limit) {
             // A burst beyond what the queue holds: refuse now rather than hold memory unbounded.
             logger.warning("forward \(description) via \(tunnel.label): refused: \(limit) connections already wait for the agent to answer earlier opens (session setting maxQueuedOpens)")
             connection.closeWithReset()
+            ended?(ForwardedConnectionEnd(error: "refused: \(limit) connections already wait for the agent"))
         } catch {
             logger.warning("forward \(description) via \(tunnel.label): cannot open stream: \(error)")
             connection.closeWithReset()
+            ended?(ForwardedConnectionEnd(error: "cannot open stream: \(error)"))
         }
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LariatControl
 import LariatHub
 import LariatRuntime
 
@@ -276,5 +277,79 @@ struct KubeconfigCommand: ParsableCommand {
         }
         try FileIO.writeAtomically(output, config, mode: 0o600)
         print("kubeconfig written to \(output) (mode 0600): use it with kubectl --kubeconfig \(output)")
+    }
+}
+
+struct ForwardCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forward",
+        abstract: "Manage forwards: hub listeners carried to a cluster's Service, authorized with your rights and audited.",
+        subcommands: [Create.self, List.self, Delete.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a forward to SERVICE:PORT in NAMESPACE of CLUSTER (you need get on services/proxy there).")
+        @Argument var name: String
+        @Option(name: .long) var cluster: String
+        @Option(name: .long) var namespace: String
+        @Option(name: .long) var service: String
+        @Option(name: .long, help: "The Service's port: a number or its name.") var port: String
+        @Option(name: .long, help: "IP:PORT the hub listens on (port 0: the hub picks). Without it, no listener.")
+        var listen: String?
+        @Option(name: .long) var description: String = ""
+        @Option(name: .long, help: "Seconds to wait for the listener's address.") var wait: Double = 10
+
+        func run() throws {
+            let cli = try CLIConfig.load()
+            struct Meta: Encodable { var name: String }
+            struct Spec: Encodable {
+                var clusterName: String, namespace: String, service: String, port: Forward.Port, listen: String?, description: String
+            }
+            struct Body: Encodable { var metadata: Meta; var spec: Spec }
+            try cli.call("POST", "/v3/forwards", body: Body(metadata: Meta(name: name), spec: Spec(
+                clusterName: cluster, namespace: namespace, service: service, port: Forward.Port(parsing: port),
+                listen: listen, description: description)))
+            guard listen != nil else {
+                print("created forward \(name) (no listener)")
+                return
+            }
+            let deadline = Date().addingTimeInterval(wait)
+            var ready: [String: Any]?
+            repeat {
+                let f = jsonObject(try cli.call("GET", "/v3/forwards/\(name)"))
+                ready = ((f.path("status", "conditions") as? [[String: Any]]) ?? []).first { $0["type"] as? String == "Ready" }
+                if let address = f.path("status", "listenAddress") as? String {
+                    print("created forward \(name): listening on \(address)")
+                    return
+                }
+                if ready?["reason"] as? String == "ListenFailed" { break }
+                usleep(100_000)
+            } while Date() < deadline
+            throw CLIError("forward \(name) was created but is not listening: \(ready?["message"] as? String ?? "no status yet")")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the forwards you can see.")
+        func run() throws {
+            print("NAME\tCLUSTER\tTARGET\tLISTENING\tOWNER\tREADY\tOWNER-AUTHORIZED")
+            for f in items(try CLIConfig.load().call("GET", "/v3/forwards")) {
+                let conditions = (f.path("status", "conditions") as? [[String: Any]]) ?? []
+                func state(_ t: String) -> String { conditions.first { $0["type"] as? String == t }?["status"] as? String ?? "Unknown" }
+                let port = f.path("spec", "port").map { "\($0)" } ?? "?"
+                let target = "\(f.string("spec", "namespace"))/\(f.string("spec", "service")):\(port)"
+                let listening = f.string("status", "listenAddress")
+                print("\(f.string("id"))\t\(f.string("spec", "clusterName"))\t\(target)\t\(listening.isEmpty ? "-" : listening)\t\(f.string("spec", "ownerName"))\t\(state("Ready"))\t\(state("OwnerAuthorized"))")
+            }
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a forward (its listener closes).")
+        @Argument var name: String
+        func run() throws {
+            try CLIConfig.load().call("DELETE", "/v3/forwards/\(name)")
+            print("deleted forward \(name)")
+        }
     }
 }
