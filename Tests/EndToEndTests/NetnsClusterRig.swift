@@ -296,10 +296,33 @@ final class NetnsClusterRig: @unchecked Sendable {
         return Exchange(json: json)
     }
 
-    /// `clients` threads each sending GET `path` on a new connection, one after another, for
-    /// `seconds`: one JSON line per answer in the poller's log (`pollResults`).
-    func startPoller(_ path: String, clients: Int, seconds: Double, bearer: String) throws -> ChildProcess {
-        try startClient(["poll", path, String(clients), String(seconds)], bearer: bearer)
+    /// `clients` threads each sending GET `path` on a new connection, one after another, until
+    /// `stopPoller` (or at most `seconds`): one JSON line per answer in the poller's log (`pollResults`).
+    func startPoller(_ path: String, clients: Int, seconds: Double = 60, bearer: String) throws -> ChildProcess {
+        try startClient(["poll", path, String(clients), String(seconds), pollerStopFile(launches + 1)], bearer: bearer)
+    }
+
+    private func pollerStopFile(_ launch: Int) -> String { directory + "/client-\(launch).stop" }
+
+    /// Ends a poller's GETs (each finishes first) and waits for its last line.
+    func stopPoller(_ poller: ChildProcess) throws {
+        let stopFile = pollerStopFile(Int(poller.name.split(separator: "-").last ?? "") ?? 0)
+        FileManager.default.createFile(atPath: stopFile, contents: nil)
+        try poller.waitForLog("\"done\"", timeout: 30)
+    }
+
+    /// Waits until the poller's last `count` answers all came through the cluster agent: the
+    /// baseline a failover is measured from.
+    func waitForClusterAgent(_ poller: ChildProcess, count: Int = 6, timeout: Double = 15) -> Bool {
+        Self.poll(timeout: timeout) {
+            let last = Self.pollResults(poller).suffix(count)
+            return last.count == count && last.allSatisfy { $0.ok && $0.path == "cluster-agent" }
+        }
+    }
+
+    /// How often the hub has logged agent `id` unhealthy so far.
+    func unhealthyMarks(_ id: String) -> Int {
+        tunnel.hub.log.split(separator: "\n").filter { $0.contains("is unhealthy") && $0.contains("\"\(id)\"") }.count
     }
 
     /// One GET of a poller: when it was sent and answered (Unix seconds), and how.
@@ -538,8 +561,8 @@ final class NetnsClusterRig: @unchecked Sendable {
         s.close()
         return result
 
-    def poller(index, path, until):
-        while time.time() < until:
+    def poller(index, path, until, stop_file):
+        while time.time() < until and not os.path.exists(stop_file):
             sent = time.time()
             r = request("GET", path, timeout=20)
             emit({"client": index, "sent": sent, "answered": time.time(), "status": r.get("status", 0),
@@ -550,10 +573,10 @@ final class NetnsClusterRig: @unchecked Sendable {
     elif mode == "ws":
         emit(websocket(sys.argv[5], sys.argv[6]))
     elif mode == "poll":
-        path, clients, seconds = sys.argv[5], int(sys.argv[6]), float(sys.argv[7])
+        path, clients, seconds, stop_file = sys.argv[5], int(sys.argv[6]), float(sys.argv[7]), sys.argv[8]
         until = time.time() + seconds
         emit({"started": time.time()})
-        threads = [threading.Thread(target=poller, args=(i, path, until)) for i in range(clients)]
+        threads = [threading.Thread(target=poller, args=(i, path, until, stop_file)) for i in range(clients)]
         for t in threads: t.start()
         for t in threads: t.join()
         emit({"done": time.time()})

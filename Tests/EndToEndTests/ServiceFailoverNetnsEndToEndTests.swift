@@ -62,11 +62,12 @@ struct ServiceFailoverNetnsEndToEndTests {
 
     @Test func aKilledClusterAgentHandsOverToANodeAgentAndNoAgentIsA503() throws {
         try rig.ensureAgents()
-        let poller = try rig.startPoller(Self.web + "/hello", clients: 1, seconds: 3, bearer: rig.admin)
-        #expect(NetnsClusterRig.poll(timeout: 10) { !NetnsClusterRig.pollResults(poller).isEmpty })
+        let poller = try rig.startPoller(Self.web + "/hello", clients: 1, bearer: rig.admin)
+        #expect(rig.waitForClusterAgent(poller), "the cluster agent did not carry the GETs before the kill: \(NetnsClusterRig.pollResults(poller).suffix(10))")
         let killed = Date().timeIntervalSince1970
         rig.agents[NetnsClusterRig.clusterAgentID]!.signal(SIGKILL)
-        try poller.waitForLog("\"done\"", timeout: 30)
+        usleep(2_500_000)
+        try rig.stopPoller(poller)
         let results = NetnsClusterRig.pollResults(poller)
         let failed = results.filter { !$0.ok }
         #expect(failed.isEmpty, "\(failed.count) GETs failed around the kill: \(failed.prefix(10))\n\(rig.logs)")
@@ -96,21 +97,24 @@ struct ServiceFailoverNetnsEndToEndTests {
             answers.append(r)
             return r.status == 503
         }
+        // `unavailable` includes starting client.py; each GET's own time is what must stay under 1 s.
         let unavailable = Date().timeIntervalSince(allKilled)
-        Self.report("no agent: 503 \(String(format: "%.3f", unavailable)) s after the kills (\(answers.count) GETs)")
         let last = answers.last
+        Self.report("no agent: 503 in \(String(format: "%.3f", last?.seconds ?? -1)) s, \(String(format: "%.3f", unavailable)) s after the kills with the client's start (\(answers.count) GETs): \(last?.body.prefix(200) ?? "")")
         #expect(last?.status == 503, "\(answers)")
         #expect(last.map { $0.body.contains("local") && $0.body.contains("unavailable") } == true, "the 503 does not name the cluster: \(String(describing: last))")
-        #expect(unavailable < 1.0, "the 503 came \(unavailable) s after the last agent died: \(answers)")
-        #expect(answers.allSatisfy { $0.seconds < 1.0 }, "a request hung: \(answers)")
+        #expect(answers.allSatisfy { $0.seconds < 1.0 }, "a GET with no agent left took 1 s or more: \(answers)")
+        #expect(unavailable < 3.0, "the 503 came \(unavailable) s after the last agent died: \(answers)")
     }
 
     @Test func aStoppedClusterAgentLosesNewRequestsWithoutAFailedGET() throws {
         try rig.ensureAgents()
         let failoversBefore = Self.failovers(try rig.metrics())
-        let poller = try rig.startPoller(Self.web + "/hello", clients: 3, seconds: 6, bearer: rig.admin)
-        #expect(NetnsClusterRig.poll(timeout: 10) { NetnsClusterRig.pollResults(poller).count >= 3 })
+        let marksBefore = rig.unhealthyMarks(NetnsClusterRig.clusterAgentID)
+        let poller = try rig.startPoller(Self.web + "/hello", clients: 3, bearer: rig.admin)
+        #expect(rig.waitForClusterAgent(poller), "the cluster agent did not carry the GETs before the stop: \(NetnsClusterRig.pollResults(poller).suffix(10))")
         let clusterAgent = rig.agents[NetnsClusterRig.clusterAgentID]!
+        let marksAtStop = rig.unhealthyMarks(NetnsClusterRig.clusterAgentID)
         let stopped = Date().timeIntervalSince1970
         clusterAgent.signal(SIGSTOP)
         defer { clusterAgent.signal(SIGCONT) }
@@ -133,7 +137,13 @@ struct ServiceFailoverNetnsEndToEndTests {
         #expect(rows.allSatisfy { ($0["health"] as? [String: Any])?["score"] is Int }, "an agent without a score: \(rows)")
         #expect(rows.filter { $0["role"] as? String == "node" }.count == 2, "\(rows)")
 
-        try poller.waitForLog("\"done\"", timeout: 40)
+        #expect(NetnsClusterRig.poll(timeout: 5) { rig.unhealthyMarks(NetnsClusterRig.clusterAgentID) > marksAtStop },
+                "the hub did not log the stopped agent unhealthy\n\(rig.logs)")
+        if marksAtStop > marksBefore {
+            Self.report("the running cluster agent was marked unhealthy \(marksAtStop - marksBefore) time(s) before the stop")
+        }
+        usleep(UInt32(max(0, stopped + 5.0 - Date().timeIntervalSince1970) * 1_000_000))
+        try rig.stopPoller(poller)
         let results = NetnsClusterRig.pollResults(poller)
         let failed = results.filter { !$0.ok }
         let firstNode = results.first { $0.ok && $0.answered > stopped && ($0.path ?? "").hasPrefix("node:") }
@@ -171,7 +181,7 @@ struct ServiceFailoverNetnsEndToEndTests {
         #expect(NetnsClusterRig.poll(timeout: 15) { slowPosts() > before }, "the POST never reached the backend\n\(rig.logs)")
         rig.agents[NetnsClusterRig.clusterAgentID]!.signal(SIGKILL)
         let answer = try rig.finish(post, timeout: 30)
-        Self.report("POST whose agent died: \(answer.error ?? "status \(answer.status)") after \(String(format: "%.2f", answer.seconds)) s")
+        Self.report("POST whose agent died: \(answer.error ?? "status \(answer.status) \(answer.body.prefix(200))") after \(String(format: "%.2f", answer.seconds)) s")
         #expect(answer.error != nil || answer.status >= 500, "the client got \(answer) from a POST whose agent died")
         // A resend would have reached the backend by now (it answers after 3 s).
         usleep(1_500_000)
