@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages Lariat needs, only when they are missing.
-#   scripts/ensure-deps.sh build   libuv, OpenSSL, LZ4, SQLite headers and etcd (enough to build and test)
+#   scripts/ensure-deps.sh build   libuv, OpenSSL, LZ4, SQLite headers, etcd and the kubernetes Python client (enough to build and test)
 #   scripts/ensure-deps.sh bench   + the comparison tools for perf/ (socat, stunnel, sshd, iperf3, valgrind…)
 set -euo pipefail
 want=(libuv1-dev liblz4-dev libssl-dev libsqlite3-dev etcd-server pkg-config)
@@ -16,5 +16,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# The Kubernetes end-to-end tests drive the official Python client (kubernetes on PyPI).
+if ! python3 -c 'import kubernetes' 2>/dev/null; then
+  echo "installing: kubernetes (pip)" >&2
+  python3 -m pip install -q kubernetes
 fi
 command -v swift >/dev/null || { echo "Swift 6 toolchain not found on PATH (see https://swift.org/install)" >&2; exit 1; }
