@@ -245,6 +245,8 @@ import Testing
         defer { controller.stop() }
         try createCluster(h, "c1")
         cluster.connected = false
+        // The first tick reads the clusters the informer holds.
+        try h.waitUntil { h.control.clusterInformer.get("c1") != nil }
         controller.start()
         try h.waitUntil { h.control.clusterInformer.get("c1")?.status.conditions["StatsFresh"]?.reason == "NotReported" }
         cluster.connected = true
