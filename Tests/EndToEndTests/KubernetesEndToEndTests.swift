@@ -300,6 +300,13 @@ import Glibc
         #expect(direct.status == 403 && direct.body.contains("\"kind\":\"Status\""), "\(direct.status) \(direct.body)")
         let bobs = try rig.userRequests(since: since)
         #expect(bobs.isEmpty, "bob's requests reached the cluster: \(bobs)")
+        // A cluster that does not exist: 404 for whoever may read clusters, the same 403 for bob.
+        for (bearer, expected) in [(rig.admin, 404), (rig.bob.session, 403)] {
+            let missing = try HubAPIClient.send(method: "GET", host: "127.0.0.1", port: rig.tunnel.httpsPort,
+                                                path: "/k8s/clusters/no-such-cluster/version", bearer: bearer,
+                                                caPEM: rig.tunnel.caPEM, timeoutMilliseconds: 10_000)
+            #expect(missing.status == expected, "\(missing.status) \(missing.body)")
+        }
 
         // A project member whose binding is then deleted: refused at once, nothing sent on.
         var dave = try rig.createUser("dave-" + KubernetesRig.randomLetters(5))

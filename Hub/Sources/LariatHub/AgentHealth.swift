@@ -50,7 +50,9 @@ public struct AgentHealth: Sendable, Equatable {
     static func score(_ h: AgentHealth, _ s: Settings) -> Int {
         if h.unansweredPingMillis >= Int(s.stuckAfterMilliseconds) { return 0 }
         var score = 100
-        if h.unansweredPingMillis >= Int(s.stuckAfterMilliseconds) / 2 { score -= 40 }
+        // Half-way to stuck is a warning, not a verdict: on a loaded machine a PING can wait that
+        // long, and a busy but working agent must keep its traffic.
+        if h.unansweredPingMillis >= Int(s.stuckAfterMilliseconds) / 2 { score -= 25 }
         score -= min(60, 30 * h.recentOpenTimeouts)
         score -= min(40, 10 * h.recentDialFailures)
         if h.rttMicros > s.slowRTTMicros { score -= min(20, (h.rttMicros - s.slowRTTMicros) / 10_000 + 5) }

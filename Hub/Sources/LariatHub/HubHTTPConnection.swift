@@ -513,10 +513,13 @@ extension HubHTTPConnection: KubernetesExchangeClient {
         }
         let reach = hub.authorizer.canReach(principal, cluster: info.cluster)
         guard reach.allowed else {
+            // Whether a cluster exists is told only to those who may read clusters (as the API does).
+            if hub.control.clusterInformer.get(info.cluster) == nil,
+               hub.authorizer.authorize(principal, Access(verb: "get", resource: "clusters", name: info.cluster,
+                                                          cluster: info.cluster)).allowed {
+                return refuse(404, "NotFound", "cluster \(info.cluster) not found")
+            }
             return refuse(403, "Forbidden", "user \(principal.username) may not use cluster \(info.cluster)")
-        }
-        guard hub.control.clusterInformer.get(info.cluster) != nil else {
-            return refuse(404, "NotFound", "cluster \(info.cluster) not found")
         }
         let access = info.access
         let decision = hub.authorizer.authorize(principal, access)
