@@ -283,6 +283,7 @@ public final class Hub {
         for l in forwardListeners { l.close() }
         forwardObjects?.stop()
         clusterStats?.stop()
+        shared.rbacSync?.stop()
         for w in workers { w.loop.execute { w.value.drainAll(reason: "hub shutting down") } }
         let started = acceptor.now
         let timer = UVTimer(loop: acceptor)
