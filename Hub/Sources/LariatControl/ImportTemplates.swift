@@ -74,9 +74,11 @@ subjects:
 # What the hub's own controllers may do here. They act as the user "lariat:controller" through
 # the agent (the hub impersonates it, as it impersonates people), never with a credential of
 # their own: they keep each Lariat role binding's RBAC objects in step (hence bind and
-# escalate on RBAC, limited to what they create, which carries the lariat.io/managed-by
-# label), read what the Cluster's status reports (nodes, pods, warning events, version), and
-# look up a Service's ClusterIP and ports for the magic proxy.
+# escalate on RBAC: Kubernetes cannot limit these verbs to the objects the hub makes, so the
+# controller holds itself to those carrying the lariat.io/managed-by label and never touches
+# others), read what the Cluster's status reports (nodes, pods, warning events, version), and
+# look up a Service's ClusterIP and ports for the magic proxy. Whoever controls the hub can
+# therefore grant anything here, as Rancher's agent (cluster-admin) allows too.
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata:
