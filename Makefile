@@ -7,7 +7,7 @@ LISTEN ?= 0.0.0.0:8443
 # Empty: the hub's default ($XDG_DATA_HOME/lariat, /var/lib/lariat as root, ~/.local/share/lariat).
 DATA   ?=
 
-.PHONY: hub agent test build release bench bench-quick corebench fuzz clean
+.PHONY: hub agent test build release bench bench-quick bench-k8s corebench fuzz clean
 
 hub:
 	scripts/ensure-deps.sh build
@@ -43,6 +43,16 @@ bench:
 bench-quick:
 	scripts/ensure-deps.sh bench
 	perf/scripts/bench.sh quick
+
+# The Kubernetes path (issue #9): kubectl and API requests through hub and agent vs straight to the
+# stand-in API server (../shared/kube-standin), one run of 2 to 5 minutes; perf/results/k8s.json
+# and its section of perf/RESULTS.md.
+K8S_SCRATCH ?= .build-perf
+bench-k8s:
+	scripts/ensure-deps.sh build
+	swift build -c release --scratch-path $(K8S_SCRATCH) --product lariat-hub
+	swift build -c release --scratch-path $(K8S_SCRATCH) --product lariat-agent
+	python3 perf/scripts/k8s_bench.py --bin $(K8S_SCRATCH)/release --out perf/results/k8s.json --results-md perf/RESULTS.md
 
 # Every libFuzzer target (fuzz/run.sh lists them) for FUZZ_SECONDS each, one after another;
 # saved crashes are replayed first. TARGETS="http-request websocket" selects some.
