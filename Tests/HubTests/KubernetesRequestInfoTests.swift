@@ -74,6 +74,12 @@ import Testing
         #expect(try info("GET", "/k8s/clusters/c/api/v1/namespaces/n").access.namespace == "n")
     }
 
+    @Test func flagsAreReadAsKubeApiserverReadsThem() throws {
+        for yes in ["1", "t", "T", "true", "TRUE", "True"] { #expect(KubernetesRequestInfo.isTrue(yes), "\(yes)") }
+        for no in [nil, "", "0", "false", "yes", "on"] { #expect(!KubernetesRequestInfo.isTrue(no), "\(String(describing: no))") }
+        #expect(try info("GET", "/k8s/clusters/c/api/v1/pods?watch=True").verb == "watch")
+    }
+
     @Test func sessionsAreRecognised() throws {
         #expect(try info("GET", "/k8s/clusters/c/api/v1/namespaces/n/pods/p/exec").session == .exec)
         #expect(try info("POST", "/k8s/clusters/c/api/v1/namespaces/n/pods/p/attach").session == .attach)

@@ -125,6 +125,8 @@ final class HubWorker: TunnelConnectionDelegate {
     func tunnel(_ tunnel: TunnelConnection, goAwayReceived code: ErrorCode, reason: String) {
         if let key = keys[ObjectIdentifier(tunnel)] {
             hub.registry.markDraining(key)
+            // Idle pooled API-server streams would hold the agent's drain open until its grace ends.
+            kubernetes.tunnelEnded(key)
             logger.info("agent \(tunnel.label) is draining: \(reason.logQuoted)")
         }
     }

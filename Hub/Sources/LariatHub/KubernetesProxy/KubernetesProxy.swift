@@ -44,7 +44,7 @@ final class KubernetesProxy {
         let streamClass: StreamClass
         if exchange.isUpgrade {
             let tty = KubernetesRequestInfo.queryParameters(exchange.uri.split(separator: "?", maxSplits: 1).dropFirst().first ?? "")["tty"]
-            streamClass = exchange.info.session == .attach || tty == "true" || tty == "1" ? .interactive : .bulk
+            streamClass = exchange.info.session == .attach || KubernetesRequestInfo.isTrue(tty) ? .interactive : .bulk
         } else if exchange.isDirect {
             streamClass = .interactive
         } else {
@@ -254,7 +254,7 @@ final class KubernetesProxy {
         event.container = params["container"]
         if session == .exec { event.command = KubernetesRequestInfo.queryValues(query, name: "command") }
         if session == .portforward { event.command = KubernetesRequestInfo.queryValues(query, name: "ports") }
-        event.tty = ["true", "1"].contains(params["tty"] ?? "")
+        event.tty = KubernetesRequestInfo.isTrue(params["tty"])
         return event
     }
 }

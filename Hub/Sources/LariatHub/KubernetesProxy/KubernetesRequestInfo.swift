@@ -94,7 +94,7 @@ struct KubernetesRequestInfo: Equatable {
         default: verb = lowerMethod
         }
         if name.isEmpty, verb == "get" {
-            let watching = isWatchPath || ["true", "1"].contains(params["watch"] ?? "")
+            let watching = isWatchPath || Self.isTrue(params["watch"])
             verb = watching ? "watch" : "list"
         } else if isWatchPath {
             verb = "watch"
@@ -116,6 +116,11 @@ struct KubernetesRequestInfo: Equatable {
         // A namespace's own object is in that namespace for project rules.
         if resource == "namespaces", namespace.isEmpty, !name.isEmpty { a.namespace = name }
         return a
+    }
+
+    /// A query flag as kube-apiserver reads it (Go's strconv.ParseBool).
+    static func isTrue(_ value: String?) -> Bool {
+        ["1", "t", "T", "true", "TRUE", "True"].contains(value ?? "")
     }
 
     /// `a=b&c=d` with percent-decoding; later duplicates win.
