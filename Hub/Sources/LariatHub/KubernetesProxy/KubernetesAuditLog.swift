@@ -1,5 +1,6 @@
 import Foundation
 import LariatControl
+import LariatRuntime
 
 /// One line of the Kubernetes audit log: a request through `/k8s/clusters/<id>/…`, the start
 /// or end of an exec, attach or port-forward session, or a connection through a Forward's
@@ -52,17 +53,9 @@ struct KubernetesAuditEvent: Codable, Sendable {
 final class KubernetesAuditLog: Sendable {
     private let queue = DispatchQueue(label: "k8s-audit")
     private let handle: FileHandle?
-    private let encoder: JSONEncoder
     private let recent = MemoryRing<KubernetesAuditEvent>(capacity: 1000)
 
     init(path: String?) throws {
-        let e = JSONEncoder()
-        e.dateEncodingStrategy = .custom { date, encoder in
-            var c = encoder.singleValueContainer()
-            try c.encode(date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
-        }
-        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder = e
         guard let path else { handle = nil; return }
         if path == "-" { handle = FileHandle.standardOutput; return }
         if !FileManager.default.fileExists(atPath: path) {
@@ -80,14 +73,57 @@ final class KubernetesAuditLog: Sendable {
     func record(_ event: KubernetesAuditEvent) {
         recent.append(event)
         guard let handle else { return }
-        queue.async { [encoder] in
-            guard var line = try? encoder.encode(event) else { return }
+        queue.async {
+            var line = event.jsonLine
             line.append(0x0A)
-            handle.write(line)
+            handle.write(Data(line))
         }
     }
 
     var recentEvents: [KubernetesAuditEvent] { recent.all }
+}
+
+extension KubernetesAuditEvent {
+    private static let timeFormat = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
+    /// The event as one JSON object, keys sorted, absent fields left out (what `JSONEncoder` with
+    /// sorted keys wrote, at a fraction of its cost: a profile of proxied GETs had the encoder at
+    /// 11.5 % of the hub's CPU).
+    var jsonLine: [UInt8] {
+        enum Value { case string(String), int(Int), bool(Bool), strings([String]) }
+        var fields: [(String, Value)] = [
+            ("kind", .string(kind.rawValue)), ("time", .string(time.formatted(Self.timeFormat))),
+            ("requestID", .string(requestID)), ("user", .string(user)), ("username", .string(username)),
+            ("groups", .strings(groups)), ("source", .string(source)), ("cluster", .string(cluster)),
+            ("method", .string(method)), ("uri", .string(uri)), ("verb", .string(verb)),
+        ]
+        func add(_ key: String, _ v: String?) { if let v { fields.append((key, .string(v))) } }
+        func add(_ key: String, _ v: Int?) { if let v { fields.append((key, .int(v))) } }
+        add("token", token); add("path", path); add("apiGroup", apiGroup); add("resource", resource)
+        add("subresource", subresource); add("namespace", namespace); add("name", name); add("forward", forward)
+        add("target", target); add("status", status); add("bytesIn", bytesIn); add("bytesOut", bytesOut)
+        add("durationMicros", durationMicros); add("pod", pod); add("container", container)
+        if let command { fields.append(("command", .strings(command))) }
+        if let tty { fields.append(("tty", .bool(tty))) }
+        add("exitCode", exitCode); add("error", error); add("recording", recording); add("notRecorded", notRecorded)
+        fields.sort { $0.0 < $1.0 }
+        var w = JSONLineWriter(capacity: 512)
+        w.beginObject()
+        for (key, value) in fields {
+            w.key(key)
+            switch value {
+            case .string(let s): w.string(s)
+            case .int(let n): w.raw(number: n)
+            case .bool(let b): w.bool(b)
+            case .strings(let list):
+                w.beginArray()
+                for item in list { w.string(item) }
+                w.endArray()
+            }
+        }
+        w.endObject()
+        return w.bytes
+    }
 }
 
 import Synchronization
