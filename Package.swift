@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "lariat-agent", targets: ["lariat-agent"]),
         .executable(name: "lariat-bench", targets: ["lariat-bench"]),
         .executable(name: "lariat-corebench", targets: ["lariat-corebench"]),
+        .executable(name: "lariat-allocgate", targets: ["lariat-allocgate"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -56,6 +57,12 @@ let package = Package(
         .target(name: "LariatTunnel",
                 dependencies: ["LariatRuntime", "LariatProtocol", "LariatHTTP"],
                 path: "Sources/LariatTunnel", swiftSettings: strict),
+
+        // A whole tunnel in memory (hub and agent over TLS over MemoryByteStream) for tests and
+        // the allocation gate; no production target depends on it.
+        .target(name: "LariatTestSupport",
+                dependencies: ["LariatRuntime", "LariatTunnel", "LariatProtocol"],
+                path: "Sources/LariatTestSupport", swiftSettings: strict),
 
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"])]),
@@ -98,14 +105,26 @@ let package = Package(
         // In-process protocol benchmark: no sockets, so callgrind counts only our code.
         .executableTarget(name: "lariat-corebench", dependencies: ["LariatProtocol"],
                           path: "perf/Sources/lariat-corebench", swiftSettings: strict),
+        // Counts malloc & co by interposing them: linked into lariat-allocgate ONLY (whatever
+        // links it has its allocator wrapped).
+        .target(name: "CLariatAllocCounter", path: "perf/Sources/CLariatAllocCounter",
+                cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("dl")]),
+        // Allocations per MiB through the whole path (TLS, WebSocket, session, bridges, both
+        // ends) over MemoryByteStream; AllocationGateTests hold it to perf/alloc-budget.json.
+        .executableTarget(name: "lariat-allocgate",
+                          dependencies: ["CLariatAllocCounter", "LariatTestSupport", "LariatTunnel",
+                                         "LariatRuntime", "LariatProtocol"],
+                          path: "perf/Sources/lariat-allocgate", swiftSettings: strict),
 
         .testTarget(name: "LariatProtocolTests", dependencies: ["LariatProtocol"],
                     path: "Tests/LariatProtocolTests",
                     swiftSettings: strict),
         .testTarget(name: "LariatHTTPTests", dependencies: ["LariatHTTP"],
                     path: "Tests/LariatHTTPTests", swiftSettings: strict),
-        .testTarget(name: "LariatRuntimeTests", dependencies: ["LariatRuntime", "LariatTunnel"],
+        .testTarget(name: "LariatRuntimeTests", dependencies: ["LariatRuntime", "LariatTunnel", "LariatTestSupport"],
                     path: "Tests/LariatRuntimeTests", swiftSettings: strict),
+        // Runs lariat-allocgate (built beside the tests, never linked into them) against its budget.
+        .testTarget(name: "AllocationGateTests", path: "Tests/AllocationGateTests", swiftSettings: strict),
         .testTarget(name: "StoreTests", dependencies: ["LariatStore"],
                     path: "Tests/StoreTests", swiftSettings: strict),
         .testTarget(name: "ControlTests", dependencies: ["LariatControl", "LariatStore",

@@ -46,6 +46,13 @@ final class ByteQueue {
         if head == tail { head = 0; tail = 0 }
     }
 
+    /// Drops the newest `n` bytes (a closed writer's backlog that was never sent).
+    func removeLast(_ n: Int) {
+        precondition(n <= count)
+        tail -= n
+        if head == tail { head = 0; tail = 0 }
+    }
+
     /// Empties the queue after a use of `used` bytes. Large storage is given back after
     /// `lightUsesBeforeRelease` uses in a row that each needed under an eighth of it: a
     /// connection whose traffic turned light (an idle stream after a transfer) returns the

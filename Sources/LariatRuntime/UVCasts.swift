@@ -33,6 +33,12 @@ extension UnsafeMutablePointer where Pointee == uv_timer_t {
     }
 }
 
+extension UnsafeMutablePointer where Pointee == uv_idle_t {
+    @inline(__always) var asHandle: UnsafeMutablePointer<uv_handle_t> {
+        UnsafeMutableRawPointer(self).assumingMemoryBound(to: uv_handle_t.self)
+    }
+}
+
 extension UnsafeMutablePointer where Pointee == uv_async_t {
     @inline(__always) var asHandle: UnsafeMutablePointer<uv_handle_t> {
         UnsafeMutableRawPointer(self).assumingMemoryBound(to: uv_handle_t.self)

@@ -80,11 +80,18 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
     public private(set) var isReadPausedForBacklog = false
     /// The WebSocket close code we send after our last frame (PROTOCOL.md §2.2).
     private var closeCode: WebSocketCloseCode = .normalClosure
+    /// Where the session's time comes from: the loop's monotonic clock, or a test's own
+    /// (with `tick()`, liveness and timeouts are then tested without sleeping).
+    private let clock: () -> UInt64
 
     /// `leftover`: bytes that arrived with the HTTP upgrade and belong to the tunnel.
+    /// `clock`: nanoseconds for the session; nil is the loop's monotonic clock.
     public init(stream: any ByteStream, role: SessionRole, config: SessionConfig,
-                delegate: any TunnelConnectionDelegate, label: String, leftover: UnsafeRawBufferPointer? = nil) {
+                delegate: any TunnelConnectionDelegate, label: String, leftover: UnsafeRawBufferPointer? = nil,
+                clock: (() -> UInt64)? = nil) {
         self.loop = stream.loop
+        let loop = stream.loop
+        self.clock = clock ?? { loop.now }
         self.stream = stream
         self.delegate = delegate
         self.label = label
@@ -96,15 +103,10 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
             maxFrameSize: 16 << 20, maxMessageSize: Int.max, validatesUTF8: false))
         webSocketEncoder = WebSocketEncoder(role: wsRole)
         output = .allocate(byteCount: Self.webSocketHeaderRoom + Self.outputChunk, alignment: 16)
-        session = Session(role: role, config: config, delegate: self, now: loop.now)
+        session = Session(role: role, config: config, delegate: self, now: self.clock())
         stream.start(handler: self)
         let tick = UVTimer(loop: loop)
-        tick.start(afterMilliseconds: 1000, repeatMilliseconds: 1000) { [unowned self] in
-            self.inSession += 1
-            self.session.tick(now: self.loop.now)
-            self.inSession -= 1
-            self.flush()
-        }
+        tick.start(afterMilliseconds: 1000, repeatMilliseconds: 1000) { [unowned self] in self.tick() }
         tickTimer = tick
         flushTimer = UVTimer(loop: loop)
         if let leftover, leftover.count > 0 { streamDidRead(stream, leftover) }
@@ -161,11 +163,20 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
     /// Runs `body` as a session entry point, then sends what it produced.
     @inline(__always)
     func withSession(_ body: (Session) -> Void) {
-        session.advanceClock(to: loop.now)
+        session.advanceClock(to: clock())
         inSession += 1
         body(session)
         inSession -= 1
         if inSession == 0 { flush() }
+    }
+
+    /// The session's once-a-second timer work (keepalive, liveness, timeouts), run now: the
+    /// loop's timer calls it; a test with its own `clock` calls it after moving the clock.
+    public func tick() {
+        inSession += 1
+        session.tick(now: clock())
+        inSession -= 1
+        flush()
     }
 
     /// Sends a PING now (its PONG raises `onRoundTrip`).
@@ -190,7 +201,7 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
         guard !flushing, inSession == 0 else { return }
         flushing = true
         // DATA sent now is stamped with the current time (liveness compares it with input).
-        session.advanceClock(to: loop.now)
+        session.advanceClock(to: clock())
         let room = Self.webSocketHeaderRoom
         while session.hasOutput, stream.bufferedWriteBytes < Self.outputHighWater, !stream.isClosed {
             let n = session.produce(into: UnsafeMutableRawBufferPointer(rebasing: output[room...]))
@@ -290,7 +301,7 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
             inSession -= 1
             flush()
         }
-        let now = loop.now
+        let now = clock()
         do {
             while let event = try webSocketDecoder.next(from: &input) {
                 switch event {
