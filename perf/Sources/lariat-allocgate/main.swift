@@ -218,8 +218,27 @@ func jsonString(_ text: String) -> String {
     return out + "\""
 }
 
+/// True if the interposer sees an allocation the Swift runtime makes from its own library:
+/// otherwise every count would be zero and the gate would pass on nothing.
+func interposerCountsLibraryAllocations() -> Bool {
+    lariat_alloc_counter_reset()
+    lariat_alloc_counter_enable(1)
+    let probe = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 8)  // swift_slowAlloc, in libswiftCore
+    probe.deallocate()
+    lariat_alloc_counter_enable(0)
+    var counts = lariat_alloc_counts()
+    lariat_alloc_counter_get(&counts)
+    lariat_alloc_counter_reset()
+    return counts.malloc + counts.aligned > 0 && counts.free > 0
+}
+
 /// Runs the measurement; returns the exit status.
 func measure(_ options: Options) -> Int32 {
+    guard interposerCountsLibraryAllocations() else {
+        print(options.json ? #"{"error":"the malloc interposer is not in effect: nothing would be counted"}"#
+                           : "lariat-allocgate: the malloc interposer is not in effect: nothing would be counted")
+        return 1
+    }
     let pattern = Pattern(options.data)
     let run = Run(options: options)
     // Each direction of each stream carries an equal share of warm-up plus measured bytes, and a
