@@ -71,7 +71,7 @@ let package = Package(
                 path: "Hub/Sources/LariatStore", swiftSettings: strict),
         // The control plane: kinds, authentication, authorization, controllers and the /v3 API.
         .target(name: "LariatControl",
-                dependencies: ["LariatStore", "LariatRuntime", "COpenSSL",
+                dependencies: ["LariatStore", "LariatRuntime", "LariatHTTP", "COpenSSL",
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "CoreMetrics", package: "swift-metrics"),
                                .product(name: "Yams", package: "Yams")],

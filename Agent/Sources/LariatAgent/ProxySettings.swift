@@ -81,28 +81,7 @@ public struct ProxyServer: Sendable, Equatable, CustomStringConvertible {
         return String(url[..<prefixEnd]) + "***" + String(url[at...])
     }
 
-    static func percentDecode<S: StringProtocol>(_ s: S) -> String? {
-        var out: [UInt8] = []
-        var bytes = Array(s.utf8)[...]
-        while let b = bytes.popFirst() {
-            if b == UInt8(ascii: "%") {
-                guard bytes.count >= 2, let hi = hexValue(bytes.popFirst()!), let lo = hexValue(bytes.popFirst()!) else { return nil }
-                out.append(hi << 4 | lo)
-            } else {
-                out.append(b)
-            }
-        }
-        return String(validating: out, as: UTF8.self)
-    }
-
-    private static func hexValue(_ b: UInt8) -> UInt8? {
-        switch b {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): b - UInt8(ascii: "A") + 10
-        default: nil
-        }
-    }
+    static func percentDecode<S: StringProtocol>(_ s: S) -> String? { PercentEncoding.decode(s) }
 }
 
 public struct ProxyConfigurationError: Error, Sendable, CustomStringConvertible {

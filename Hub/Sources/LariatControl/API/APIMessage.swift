@@ -1,4 +1,5 @@
 import Foundation
+import LariatHTTP
 import LariatStore
 
 /// A request as the control plane sees it: the HTTPS front end has parsed it, bounded its size
@@ -23,8 +24,8 @@ public struct APIRequest: Sendable {
         if parts.count == 2 {
             for pair in parts[1].split(separator: "&") {
                 let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                let key = String(kv[0]).removingPercentEncoding ?? String(kv[0])
-                let value = kv.count == 2 ? (String(kv[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(kv[1])) : ""
+                let key = PercentEncoding.decode(kv[0], plusIsSpace: true) ?? String(kv[0])
+                let value = kv.count == 2 ? (PercentEncoding.decode(kv[1], plusIsSpace: true) ?? String(kv[1])) : ""
                 q[key] = value
             }
         }

@@ -1,4 +1,5 @@
 import Foundation
+import LariatHTTP
 import Logging
 import LariatStore
 
@@ -135,7 +136,7 @@ public final class Router: Sendable {
         for (s, p) in zip(segments, parts) {
             switch s {
             case .literal(let l): if l != p { return nil }
-            case .parameter(let name): params[name] = p.removingPercentEncoding ?? p
+            case .parameter(let name): params[name] = PercentEncoding.decode(p) ?? String(p)
             }
         }
         return params

@@ -1,4 +1,5 @@
 import LariatControl
+import LariatHTTP
 
 /// What a request through `/k8s/clusters/<cluster>/…` asks of the cluster, in the terms of
 /// Kubernetes' `RequestInfoFactory` (k8s.io/apiserver/pkg/endpoints/request): the verb, API
@@ -143,31 +144,8 @@ struct KubernetesRequestInfo: Equatable {
         }
     }
 
+    /// A query key or value; a malformed escape is kept as written (Go's query parser drops the pair).
     static func percentDecoded(_ s: Substring) -> String {
-        guard s.contains("%") || s.contains("+") else { return String(s) }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(s.utf8.count)
-        var it = Array(s.utf8)[...]
-        while let b = it.popFirst() {
-            if b == UInt8(ascii: "+") {
-                bytes.append(UInt8(ascii: " "))
-            } else if b == UInt8(ascii: "%"), it.count >= 2,
-                      let hi = hexValue(it[it.startIndex]), let lo = hexValue(it[it.startIndex + 1]) {
-                bytes.append(hi << 4 | lo)
-                it.removeFirst(2)
-            } else {
-                bytes.append(b)
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    private static func hexValue(_ b: UInt8) -> UInt8? {
-        switch b {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): b - UInt8(ascii: "A") + 10
-        default: nil
-        }
+        PercentEncoding.decode(s, plusIsSpace: true) ?? String(s)
     }
 }
