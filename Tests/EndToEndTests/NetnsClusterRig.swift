@@ -190,14 +190,7 @@ final class NetnsClusterRig: @unchecked Sendable {
 
     private var userIDs: [String: String] = [:]
 
-    private func login(_ username: String, _ password: String) throws -> String {
-        let r = try api("POST", "/v3-public/localProviders/local?action=login", ["username": username, "password": password],
-                        bearer: nil)
-        guard r.status == 200 || r.status == 201, let token = Self.object(r.body)["token"] as? String else {
-            throw TestFailure("login of \(username): \(r.status) \(r.body)")
-        }
-        return token
-    }
+    private func login(_ username: String, _ password: String) throws -> String { try tunnel.login(username, password) }
 
     private func createUser(_ username: String) throws -> String {
         let password = "pw-\(username)-" + Self.randomLetters(14)

@@ -94,19 +94,9 @@ final class NetworkNamespace: @unchecked Sendable {
     /// Runs a command to the end; its output, or a `TestFailure` with it on a non-zero exit.
     @discardableResult
     static func run(_ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: args[0])
-        p.arguments = Array(args.dropFirst())
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard p.terminationStatus == 0 else {
-            throw TestFailure("\(args.joined(separator: " ")): exit \(p.terminationStatus): \(text)")
+        let (status, text) = try runProcess(args[0], Array(args.dropFirst()))
+        guard status == 0 else {
+            throw TestFailure("\(args.joined(separator: " ")): exit \(status): \(text)")
         }
         return text
     }

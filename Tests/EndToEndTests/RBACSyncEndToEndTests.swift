@@ -206,17 +206,10 @@ final class RBACSyncRig: @unchecked Sendable {
 
     // MARK: The hub's API
 
-    struct Answer {
-        var status: Int
-        var text: String
-        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:] }
-    }
+    typealias Answer = HubAnswer
 
     func api(_ method: String, _ path: String, _ body: [String: Any]? = nil, bearer: String?) throws -> Answer {
-        let bytes = try body.map { Array(try JSONSerialization.data(withJSONObject: $0)) }
-        let r = try HubAPIClient.send(method: method, host: "127.0.0.1", port: tunnel.httpsPort, path: path, body: bytes,
-                                      bearer: bearer, caPEM: tunnel.caPEM, timeoutMilliseconds: 20_000)
-        return Answer(status: r.status, text: r.body)
+        try tunnel.json(method, path, body, bearer: bearer)
     }
 
     @discardableResult
@@ -231,13 +224,7 @@ final class RBACSyncRig: @unchecked Sendable {
         guard [200, 202, 204].contains(r.status) else { throw TestFailure("DELETE \(path): \(r.status) \(r.text)") }
     }
 
-    func login(_ username: String, _ password: String) throws -> String {
-        let r = try api("POST", "/v3-public/localProviders/local?action=login", ["username": username, "password": password], bearer: nil)
-        guard r.status == 201 || r.status == 200, let token = r.json["token"] as? String else {
-            throw TestFailure("login of \(username): \(r.status) \(r.text)")
-        }
-        return token
-    }
+    func login(_ username: String, _ password: String) throws -> String { try tunnel.login(username, password) }
 
     struct User {
         var id: String
