@@ -326,6 +326,42 @@ import Glibc
         #expect(leaked.isEmpty, "an unbound user's requests reached the cluster: \(leaked)")
     }
 
+    @Test func pipelinedRequestsAreAnsweredInOrderAndOversizedBodiesRefused() throws {
+        let rig = try rig
+        let token = rig.alice.kubeToken
+        // Three GETs in one write: three answers, in order, each naming what was asked.
+        let client = try TLSTestClient(port: rig.tunnel.httpsPort)
+        let paths = ["/api/v1/namespaces/default/pods/p1", "/api/v1/namespaces/kube-system", "/api/v1/namespaces/default/pods/nope"]
+        var burst = ""
+        for (i, path) in paths.enumerated() {
+            burst += "GET /k8s/clusters/local\(path) HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer \(token)\r\n"
+            burst += i == paths.count - 1 ? "Connection: close\r\n\r\n" : "\r\n"
+        }
+        #expect(client.write(burst))
+        let answers = String(decoding: client.readToEnd(limit: 4 << 20), as: UTF8.self)
+        let statuses = answers.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
+        #expect(statuses == ["200", "200", "404"], "\(statuses)\n\(answers.prefix(2000))")
+        let p1 = answers.range(of: "\"name\":\"p1\"")?.lowerBound
+        let ks = answers.range(of: "\"name\":\"kube-system\"")?.lowerBound
+        #expect(p1 != nil && ks != nil && p1! < ks!, "answers out of order")
+
+        // A body over --k8s-max-body (3 MiB): 413, and nothing reaches the cluster.
+        let since = try rig.standin.lastRequestID()
+        let big = try TLSTestClient(port: rig.tunnel.httpsPort)
+        let length = (3 << 20) + 1
+        _ = big.write("POST /k8s/clusters/local/api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: hub\r\n"
+                      + "Authorization: Bearer \(token)\r\nContent-Type: application/json\r\nContent-Length: \(length)\r\n\r\n")
+        _ = big.write([UInt8](repeating: 0x20, count: length))
+        let refused = String(decoding: big.readHead(), as: UTF8.self)
+        #expect(refused.hasPrefix("HTTP/1.1 413"), "\(refused)")
+        #expect(try rig.userRequests(since: since).isEmpty)
+
+        // ALPN: kubectl offers h2 and http/1.1; the hub picks http/1.1.
+        let alpn = try Spawned("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(rig.tunnel.httpsPort)", "-alpn", "h2,http/1.1"],
+                               environment: [:], directory: rig.directory, name: "openssl").finish(timeout: 20)
+        #expect(alpn.out.contains("ALPN protocol: http/1.1"), "\(alpn.out.suffix(800))")
+    }
+
     @Test func aRevokedTokenEndsItsExecAndWatchAndIsRefused() throws {
         let rig = try rig
         let user = try rig.withKubeconfig(rig.alice, file: "alice-revoked")
