@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Lariat tunnel benchmark driver (called by perf/scripts/bench.sh; stdlib only).
 
-Starts one lariat-bench target, then every route in front of it (direct, socat, stunnel,
-ssh -R with three cipher settings, lariat with compression on and off), and measures in
-rounds with the routes interleaved: bulk throughput, idle latency, latency under a concurrent
-bulk transfer, connection open rate, and CPU seconds per GB of every route process. Then the
+Starts one lariat-bench target, then every route in front of it (direct, socat, two chained
+socats, stunnel, ssh -R with three cipher settings, lariat with compression on and off), and
+measures in rounds with the routes interleaved: bulk throughput, idle latency, latency under a
+concurrent bulk transfer, connection open rate, and CPU seconds per GB of every route process.
+Each round also measures the CPU floor's cipher part (`openssl speed -evp`, encrypt and decrypt)
+and runs iperf3 (a second load generator) through a lariat forward and ssh -R. Then the
 lariat-only memory figures. Writes one JSON document (schema in perf/README.md).
 
 Every process it starts is killed on exit (normal, exception, SIGINT/SIGTERM).
@@ -31,11 +33,14 @@ MODES = {
     "quick": dict(rounds=2, streams=[1, 4, 16], tput_seconds=0.35, tput_bytes=4 << 30,
                   json_streams=[1], lat_count=2000, lat_seconds=0.25, lat16_count=500,
                   hol_seconds=0.7, hol_rate=500, open_count=200, open_seconds=0.5,
-                  idle_streams=2000, agents=200),
+                  idle_streams=2000, agents=200,
+                  # iperf3 needs whole seconds (-t); 1 s keeps 12 runs per round near 20 s.
+                  iperf_streams=[1, 4, 16], iperf_seconds=1, cipher_seconds=1),
     "full": dict(rounds=5, streams=[1, 4, 16, 64], tput_seconds=1.2, tput_bytes=16 << 30,
                  json_streams=[1, 4], lat_count=10000, lat_seconds=1.0, lat16_count=3000,
                  hol_seconds=2.5, hol_rate=500, open_count=1000, open_seconds=2.0,
-                 idle_streams=10000, agents=1000),
+                 idle_streams=10000, agents=1000,
+                 iperf_streams=[1, 4, 16, 64], iperf_seconds=3, cipher_seconds=2),
 }
 
 PROCS = []          # every Popen we started, killed in cleanup()
@@ -242,6 +247,22 @@ class Socat(Route):
         assert wait_listening(self.port), "socat did not listen"
 
 
+class SocatChain(Route):
+    """The relay half of the CPU floor: two plain relays, as a tunnel's two ends are, with the
+    buffer size of the socat route, so both copy every byte in and out of the kernel twice."""
+    name = "socat-chain"
+    description = "socat -b262144 → socat -b262144 → target (two chained plain relays: the floor's relay part)"
+
+    def start(self):
+        mid, self.port = free_port(), free_port()
+        self.procs["socat-far"] = spawn(["socat", "-b262144", f"TCP-LISTEN:{mid},bind=127.0.0.1,reuseaddr,fork",
+                                         f"TCP:127.0.0.1:{self.env.target_port}"], self.env.path("socat-far.log"))
+        assert wait_listening(mid), "socat-far did not listen"
+        self.procs["socat-near"] = spawn(["socat", "-b262144", f"TCP-LISTEN:{self.port},bind=127.0.0.1,reuseaddr,fork",
+                                          f"TCP:127.0.0.1:{mid}"], self.env.path("socat-near.log"))
+        assert wait_listening(self.port), "socat-near did not listen"
+
+
 class Stunnel(Route):
     name = "stunnel"
     description = "stunnel client → TLS → stunnel server → target"
@@ -280,11 +301,13 @@ connect = 127.0.0.1:{tls_port}
 class SSH(Route):
     """A private sshd per route (so its session processes are attributable), ssh -N -R."""
 
-    def __init__(self, env, name, cipher, compress):
+    def __init__(self, env, name, cipher, compress, iperf=False):
         super().__init__(env)
         self.name = name
         self.cipher = cipher
         self.compress = compress
+        self.iperf = iperf       # also forward a port to the iperf3 server
+        self.iperf_port = None
         self.description = f"ssh -N -R -c {cipher}{' -C' if compress else ''} (private sshd on loopback)"
 
     def start(self):
@@ -323,16 +346,23 @@ LogLevel ERROR
                 "-o", f"Compression={'yes' if self.compress else 'no'}",
                 "-c", self.cipher, "-R", f"127.0.0.1:{self.port}:127.0.0.1:{e.target_port}",
                 f"{os.environ.get('USER', 'root')}@127.0.0.1"]
+        if self.iperf:
+            self.iperf_port = free_port()
+            args[-1:-1] = ["-R", f"127.0.0.1:{self.iperf_port}:127.0.0.1:{e.iperf_port}"]
         self.procs["ssh"] = spawn(args, e.path(f"ssh-{self.name}.log"))
         assert wait_listening(self.port, 15), f"ssh -R {self.name} did not come up"
+        if self.iperf:
+            assert wait_listening(self.iperf_port, 15), f"ssh -R {self.name} iperf3 forward did not come up"
 
 
 class Lariat(Route):
-    def __init__(self, env, name, compression, forward_target=None):
+    def __init__(self, env, name, compression, forward_target=None, iperf=False):
         super().__init__(env)
         self.name = name
         self.compression = compression
         self.forward_target = forward_target
+        self.iperf = iperf       # a second forward, to the iperf3 server, on the same tunnel
+        self.iperf_port = None
         self.description = f"lariat hub forward → TLS+WebSocket tunnel → agent → target (LZ4 {'on' if compression else 'off'})"
 
     def start(self, agent=True):
@@ -345,6 +375,9 @@ class Lariat(Route):
         args = [e.bin("lariat-hub"), "serve", "--listen", "127.0.0.1:0", "--data", self.data,
                 "--port-file", portfile, "--log-level", "info",
                 "--forward", f"127.0.0.1:{self.port}=local/127.0.0.1:{target}"]
+        if self.iperf:
+            self.iperf_port = free_port()
+            args += ["--forward", f"127.0.0.1:{self.iperf_port}=local/127.0.0.1:{e.iperf_port}"]
         if not self.compression:
             args.append("--no-compression")
         self.hub_log = e.path(f"hub-{self.name}.log")
@@ -387,6 +420,7 @@ class Env:
         self.bindir = bindir
         self.bench = Bench(self.bin("lariat-bench"))
         self.target_port = None
+        self.iperf_port = None
 
     def path(self, name):
         return os.path.join(self.work, name)
@@ -403,6 +437,12 @@ class Env:
                   stdout=subprocess.PIPE)
         self.target = p
         self.target_port = int(p.stdout.readline().decode().strip())
+
+    def start_iperf(self):
+        """One iperf3 server; the iperf routes forward a port each to it (one test at a time)."""
+        self.iperf_port = free_port()
+        spawn(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(self.iperf_port)], self.path("iperf3.log"))
+        assert wait_listening(self.iperf_port), "iperf3 -s did not listen"
 
 
 def machine():
@@ -506,6 +546,90 @@ def measure_round(env, routes, cfg, rnd, samples, step, total):
         r.update(round=rnd, route=route.name, kind="openrate")
         samples.append(r)
     return step
+
+
+# The floor's cipher part: the suite a TLS 1.3 tunnel negotiates, and the suite ssh -R uses here.
+CIPHERS = ("aes-256-gcm", "aes-128-gcm")
+# OpenSSL's TLS 1.3 suite names → `openssl speed -evp` names.
+SUITE_CIPHER = {"TLS_AES_256_GCM_SHA384": "aes-256-gcm", "TLS_AES_128_GCM_SHA256": "aes-128-gcm",
+                "TLS_CHACHA20_POLY1305_SHA256": "chacha20-poly1305"}
+CIPHER_BLOCK = 16384   # one full TLS record, what bulk transfers encrypt
+
+
+def cipher_speed(seconds, rnd, ciphers):
+    """`openssl speed -evp` encrypt and decrypt at one record size; bytes per CPU-second (speed
+    divides by user time unless -elapsed), so 1e9 / rate is CPU-s per GB, as the routes' figures."""
+    out = []
+    for c in ciphers:
+        for op in ("encrypt", "decrypt"):
+            args = ["openssl", "speed", "-evp", c, "-seconds", str(seconds), "-bytes", str(CIPHER_BLOCK), "-mr"]
+            if op == "decrypt":
+                args.append("-decrypt")
+            s = {"kind": "cipher", "round": rnd, "cipher": c, "op": op, "block": CIPHER_BLOCK}
+            try:
+                r = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 30)
+                # "+R:<count>:<NAME>:<user seconds>" (on stderr; the +F summary on stdout)
+                m = re.search(r"^\+R:(\d+):[^:]+:([0-9.]+)$", r.stderr + r.stdout, re.M)
+                count, secs = int(m.group(1)), float(m.group(2))
+                s.update(count=count, cpu_seconds=secs, bytes_per_s=count * CIPHER_BLOCK / secs)
+            except Exception as ex:
+                s["error"] = f"{type(ex).__name__}: {ex}"[:200]
+            out.append(s)
+    return out
+
+
+def tunnel_cipher(route):
+    """The suite the hub's TLS picks for a client with OpenSSL's default TLS 1.3 list, which is
+    what lariat-agent offers (it sets no ciphersuites)."""
+    try:
+        r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{route.hub_port}", "-brief",
+                            "-CAfile", os.path.join(route.data, "tls", "ca.pem")],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+        m = re.search(r"Ciphersuite:\s*(\S+)", r.stdout + r.stderr)
+        proto = re.search(r"Protocol version:\s*(\S+)", r.stdout + r.stderr)
+        if m:
+            return {"suite": m.group(1), "protocol": proto.group(1) if proto else None,
+                    "method": "openssl s_client (OpenSSL's default suites, as the agent offers) against the hub's HTTPS port"}
+    except Exception:
+        pass
+    return {"suite": "TLS_AES_256_GCM_SHA384", "protocol": "TLSv1.3",
+            "method": "assumed: OpenSSL's first TLS 1.3 preference (the s_client probe failed)"}
+
+
+def measure_iperf(routes, cfg, rnd, samples):
+    """iperf3 as a second load generator, through each route's iperf forward; routes
+    interleaved per test (order alternating by round), receiver-side byte counts."""
+    order = routes if rnd % 2 == 0 else list(reversed(routes))
+    for streams in cfg["iperf_streams"]:
+        for direction in ("up", "down"):
+            for route in order:
+                if not route.alive():
+                    continue
+                progress(f"round {rnd + 1} iperf3 {route.name} {direction} -P {streams}")
+                args = ["iperf3", "-c", "127.0.0.1", "-p", str(route.iperf_port), "-P", str(streams),
+                        "-t", str(cfg["iperf_seconds"]), "-J"]
+                if direction == "down":
+                    args.append("-R")
+                before = route.cpu()
+                s = {"kind": "iperf3", "round": rnd, "route": route.name, "direction": direction,
+                     "streams": streams}
+                try:
+                    r = subprocess.run(args, capture_output=True, text=True, timeout=cfg["iperf_seconds"] + 30)
+                    d = json.loads(r.stdout)
+                    if d.get("error"):
+                        s["error"] = d["error"][:200]
+                    rec = d.get("end", {}).get("sum_received", {})
+                    if rec.get("bytes"):
+                        s.update(bytes=rec["bytes"], seconds=rec.get("seconds"),
+                                 mib_per_s=rec["bytes"] / rec["seconds"] / (1 << 20))
+                except Exception as ex:
+                    s["error"] = f"{type(ex).__name__}: {ex}"[:200]
+                time.sleep(0.1)  # let forked relays exit and be reaped into c*time
+                after = route.cpu()
+                s["cpu_s"] = {k: round(after[k] - before[k], 3) for k in after}
+                samples.append(s)
+                if s.get("error"):
+                    log(f"iperf3 {route.name} {direction} -P {streams}: {s['error']}")
 
 
 def settle_rss(pid, seconds=0.6):
@@ -617,11 +741,12 @@ def main():
                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(), "config": cfg}
     try:
         env.start_target()
-        routes = [Direct(env), Socat(env), Stunnel(env),
-                  SSH(env, "ssh-aes128gcm", "aes128-gcm@openssh.com", False),
+        env.start_iperf()
+        routes = [Direct(env), Socat(env), SocatChain(env), Stunnel(env),
+                  SSH(env, "ssh-aes128gcm", "aes128-gcm@openssh.com", False, iperf=True),
                   SSH(env, "ssh-chacha20", "chacha20-poly1305@openssh.com", False),
                   SSH(env, "ssh-aes128gcm-C", "aes128-gcm@openssh.com", True),
-                  Lariat(env, "lariat", True), Lariat(env, "lariat-nolz4", False)]
+                  Lariat(env, "lariat", True, iperf=True), Lariat(env, "lariat-nolz4", False)]
         if a.routes:
             keep = a.routes.split(",")
             routes = [r for r in routes if r.name in keep]
@@ -631,6 +756,14 @@ def main():
             progress(f"starting route {r.name}")
             r.start()
         log("routes up: " + ", ".join(f"{r.name}:{r.port}" for r in routes))
+        lariat = [r for r in routes if isinstance(r, Lariat)]
+        if lariat:
+            results["tunnel_cipher"] = tunnel_cipher(lariat[0])
+            log(f"tunnel suite: {results['tunnel_cipher']['suite']}")
+        suite_cipher = SUITE_CIPHER.get(results.get("tunnel_cipher", {}).get("suite"), "aes-256-gcm")
+        ciphers = [suite_cipher] + [c for c in CIPHERS if c != suite_cipher]
+        iperf_routes = [r for r in routes if getattr(r, "iperf_port", None)]
+        results["cipher_speed"] = []
         results["routes"] = [{"name": r.name, "description": r.description, "processes": list(r.procs)}
                              for r in routes]
         samples = []
@@ -641,6 +774,9 @@ def main():
             # Interleave: rotate the route order every round so no route always goes first.
             order = routes[rnd % len(routes):] + routes[:rnd % len(routes)]
             step = measure_round(env, order, cfg, rnd, samples, step, total)
+            progress(f"round {rnd + 1} openssl speed {' '.join(ciphers)}")
+            results["cipher_speed"] += cipher_speed(cfg["cipher_seconds"], rnd, ciphers)
+            measure_iperf(iperf_routes, cfg, rnd, samples)
         results["samples"] = samples
         # RSS after all traffic (high-water marks) for the lariat processes.
         for r in routes:

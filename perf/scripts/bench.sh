@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Tunnel benchmark, side by side with what people use instead.
-#   perf/scripts/bench.sh quick    ~2 minutes of measuring (2 rounds, 1/4/16 streams)
+#   perf/scripts/bench.sh quick    ~3 minutes of measuring (2 rounds, 1/4/16 streams)
 #   perf/scripts/bench.sh full     < 20 minutes (5 rounds, 1/4/16/64 streams, 10,000 idle streams)
-# Routes: direct, socat, stunnel, ssh -R (aes128-gcm, chacha20-poly1305, aes128-gcm + -C),
-# lariat (LZ4 on and off). Writes perf/results/results-<mode>.json, perf/RESULTS.md and charts.
+# Routes: direct, socat, two chained socats (the CPU floor's relay part), stunnel, ssh -R
+# (aes128-gcm, chacha20-poly1305, aes128-gcm + -C), lariat (LZ4 on and off); per round also
+# openssl speed (the floor's cipher part) and iperf3 through lariat and ssh -R.
+# Writes perf/results/results-<mode>.json, perf/RESULTS.md and charts.
 # Env: SKIP_BUILD=1 reuses the binaries in $SCRATCH/release; SCRATCH (default .build-bench).
 set -euo pipefail
 MODE="${1:-quick}"

@@ -13,7 +13,7 @@ import statistics
 import sys
 
 TARGET_REF = "ssh-aes128gcm"
-ROUTE_ORDER = ["direct", "socat", "stunnel", "ssh-aes128gcm", "ssh-chacha20", "ssh-aes128gcm-C",
+ROUTE_ORDER = ["direct", "socat", "socat-chain", "stunnel", "ssh-aes128gcm", "ssh-chacha20", "ssh-aes128gcm-C",
                "lariat", "lariat-nolz4"]
 
 
@@ -54,7 +54,7 @@ class Run:
     def __init__(self, d):
         self.d = d
         self.samples = d.get("samples", [])
-        present = {s["route"] for s in self.samples}
+        present = {s["route"] for s in self.samples if s.get("kind") != "iperf3"}
         self.routes = [r for r in ROUTE_ORDER if r in present] + sorted(present - set(ROUTE_ORDER))
         self.rounds = sorted({s["round"] for s in self.samples})
 
@@ -97,6 +97,118 @@ class Run:
                     procs[p] = procs.get(p, 0) + c
             out[r] = {p: c / (total / 1e9) for p, c in procs.items()}
         return out
+
+
+# The tunnel's suite (OpenSSL's TLS 1.3 name) → the `openssl speed -evp` cipher timed for it.
+SUITE_CIPHER = {"TLS_AES_256_GCM_SHA384": "aes-256-gcm", "TLS_AES_128_GCM_SHA256": "aes-128-gcm",
+                "TLS_CHACHA20_POLY1305_SHA256": "chacha20-poly1305"}
+FLOOR_TARGET = 1.3          # issue #11: hub + agent CPU per GB at most this multiple of the floor
+IPERF_TARGET = 1.2          # issue #11: throughput at least this multiple of ssh -R aes128-gcm
+FLOOR_ROUTES = ["lariat", "lariat-nolz4", "ssh-aes128gcm", "ssh-chacha20", "stunnel", "socat"]
+
+
+def tunnel_cipher(run):
+    return SUITE_CIPHER.get((run.d.get("tunnel_cipher") or {}).get("suite"), "aes-256-gcm")
+
+
+def cipher_cpu_per_gb(run, cipher):
+    """{round: CPU-s per GB for one encrypt plus one decrypt of every byte} from openssl speed."""
+    by = {}
+    for s in run.d.get("cipher_speed", []):
+        if s.get("cipher") == cipher and s.get("bytes_per_s"):
+            by.setdefault(s["round"], {})[s["op"]] = 1e9 / s["bytes_per_s"]
+    return {r: v["encrypt"] + v["decrypt"] for r, v in by.items() if "encrypt" in v and "decrypt" in v}
+
+
+def floor_per_round(run, cipher):
+    """{round: floor CPU-s per GB}: two chained socat relays + one encrypt and one decrypt per byte."""
+    chain = {r: sum(v.values()) for r, v in run.cpu_per_gb("socat-chain", data="random").items()}
+    ciph = cipher_cpu_per_gb(run, cipher)
+    return {r: chain[r] + ciph[r] for r in chain if r in ciph}
+
+
+def floor_multiple(run, route, cipher=None):
+    """Per-round ratios of a route's CPU per GB (random data, whole process trees) to the floor."""
+    fl = floor_per_round(run, cipher or tunnel_cipher(run))
+    tot = {r: sum(v.values()) for r, v in run.cpu_per_gb(route, data="random").items()}
+    return run.ratio(tot, fl)
+
+
+def floor_section(run, lines):
+    ciph = tunnel_cipher(run)
+    tc = run.d.get("tunnel_cipher") or {}
+    speeds = run.d.get("cipher_speed", [])
+    if not speeds or not run.pick(route="socat-chain"):
+        lines.append("\nNot measured in this run (no socat-chain route or openssl speed samples).")
+        return
+    lines.append(f"\nTunnel suite: **{tc.get('suite', '?')}** ({tc.get('protocol') or '?'}; {tc.get('method', '')}). "
+                 f"Cipher cost from `openssl speed -evp <cipher> [-decrypt] -bytes {speeds[0].get('block')}` "
+                 "(bytes per user CPU-second), each round:\n")
+    lines.append("| cipher | encrypt GB/s | decrypt GB/s | encrypt + decrypt CPU-s/GB |")
+    lines.append("|---|---|---|---|")
+    for c in sorted({s["cipher"] for s in speeds}, key=lambda c: c != ciph):
+        row = [c + (" (tunnel)" if c == ciph else "")]
+        for op in ("encrypt", "decrypt"):
+            row.append(cell([s["bytes_per_s"] / 1e9 for s in speeds
+                             if s["cipher"] == c and s["op"] == op and s.get("bytes_per_s")], 2))
+        row.append(cell(list(cipher_cpu_per_gb(run, c).values()), 3))
+        lines.append("| " + " | ".join(row) + " |")
+    chain = [sum(v.values()) for v in run.cpu_per_gb("socat-chain", data="random").values()]
+    fl = floor_per_round(run, ciph)
+    fl128 = floor_per_round(run, "aes-128-gcm")
+    lines.append(f"\nFloor = two chained socat relays ({cell(chain, 2)} CPU-s/GB, random data, both processes) "
+                 f"+ one {ciph} encrypt and one decrypt per byte = **{cell(list(fl.values()), 2)} CPU-s/GB**"
+                 + (f" (with aes-128-gcm: {cell(list(fl128.values()), 2)})" if fl128 and ciph != "aes-128-gcm" else "")
+                 + ". Routes' CPU per GB over the round's random-data bulk runs (lariat-bench load), "
+                 "as a multiple of that round's floor, median (min–max):\n")
+    lines.append(f"| route | CPU-s/GB | × floor ({ciph}) | × floor (aes-128-gcm) |")
+    lines.append("|---|---|---|---|")
+    for route in FLOOR_ROUTES:
+        per = run.cpu_per_gb(route, data="random")
+        if not per:
+            continue
+        lines.append(f"| {route} | {cell([sum(v.values()) for v in per.values()], 2)} | "
+                     f"{cell(floor_multiple(run, route), 2)} | {cell(floor_multiple(run, route, 'aes-128-gcm'), 2)} |")
+    lines.append(f"\nTarget (issue #11): lariat hub + agent ≤ {FLOOR_TARGET}× the floor. ssh -R aes128-gcm runs "
+                 "AES-128-GCM, so its own floor is the last column; socat and stunnel are listed for scale.")
+
+
+def iperf_tput(run, route, direction, streams):
+    return run.per_round(lambda s: s.get("mib_per_s"), route=route, kind="iperf3",
+                         direction=direction, streams=streams)
+
+
+def iperf_section(run, lines):
+    ss = run.pick(kind="iperf3")
+    if not ss:
+        lines.append("\nNot measured in this run.")
+        return
+    routes = [r for r in ("lariat", TARGET_REF) if any(s["route"] == r for s in ss)]
+    streams = run.d["config"].get("iperf_streams") or sorted({s["streams"] for s in ss})
+    lines.append(f"\n`iperf3 -c -P N [-R] -t {run.d['config'].get('iperf_seconds')}` against one `iperf3 -s` "
+                 "behind a second forward of the lariat route's hub and a second `-R` of the ssh route; the two "
+                 "interleaved test by test. MiB/s received, median (min–max) over rounds; ratio = per-round "
+                 "lariat ÷ ssh -R aes128-gcm.\n")
+    lines.append("| direction | streams | " + " | ".join(routes) + " | lariat ÷ ssh |")
+    lines.append("|---" * (len(routes) + 3) + "|")
+    for direction in ("up", "down"):
+        for n in streams:
+            row = [direction, str(n)]
+            for r in routes:
+                row.append(cell(list(iperf_tput(run, r, direction, n).values())))
+            row.append(cell(run.ratio(iperf_tput(run, "lariat", direction, n),
+                                      iperf_tput(run, TARGET_REF, direction, n)), 2))
+            lines.append("| " + " | ".join(row) + " |")
+    cpu = []
+    for r in routes:
+        per = {}
+        for rnd in run.rounds:
+            got = [s for s in run.pick(route=r, kind="iperf3", round=rnd) if s.get("bytes")]
+            total = sum(s["bytes"] for s in got)
+            if total:
+                per[rnd] = sum(sum((s.get("cpu_s") or {}).values()) for s in got) / (total / 1e9)
+        cpu.append(f"{r} {cell(list(per.values()), 2)}")
+    lines.append("\nCPU-s per GB under iperf3 load (route processes, all iperf3 runs of a round): " + "; ".join(cpu) + ".")
 
 
 def throughput_section(run, lines, data="random"):
@@ -275,6 +387,23 @@ def targets_section(run, netns, lines):
         if nr:
             extra = f"; over 100 Mbit/s: {(1 - nr) * 100:.1f} %"
     rows.append(("random data with compression on costs ≤ 5 %", f"{f(cost, 1)} % (loopback, geo-mean of per-round ratios{extra})", v, by))
+    # Issue #11: CPU against the floor measured in the same run, and throughput with iperf3 too.
+    fm = med(floor_multiple(run, "lariat")) if run.d.get("cipher_speed") else None
+    sm = med(floor_multiple(run, TARGET_REF)) if run.d.get("cipher_speed") else None
+    v, by = verdict(fm, FLOOR_TARGET, "lower")
+    rows.append((f"hub + agent CPU per GB ≤ {FLOOR_TARGET}× the floor (random data)",
+                 f"{f(fm, 2)}× (ssh -R aes128-gcm: {f(sm, 2)}×)", v, by))
+    ir = []
+    for d in ("up", "down"):
+        for n in run.d["config"].get("iperf_streams", []):
+            r = run.ratio(iperf_tput(run, "lariat", d, n), iperf_tput(run, TARGET_REF, d, n))
+            if r:
+                ir.append((d, n, med(r)))
+    g = geomean([x[2] for x in ir])
+    v, by = verdict(g, IPERF_TARGET)
+    rows.append((f"iperf3 throughput ≥ {IPERF_TARGET}× ssh -R aes128-gcm",
+                 f"{f(g, 2)}× (geo-mean; " + ", ".join(f"{d} -P {n}: {x:.2f}" for d, n, x in ir) + ")" if ir else "–",
+                 v, by))
     lines.append("\n| target | measured | verdict | ratio to target |")
     lines.append("|---|---|---|---|")
     for t, m_, v_, b in rows:
@@ -418,6 +547,10 @@ def main():
         hol_section(run, lines)
         lines.append("\n### CPU cost\n")
         cpu_section(run, lines)
+        lines.append("\n### CPU floor (issue #11)\n")
+        floor_section(run, lines)
+        lines.append("\n### iperf3 as a second load generator\n")
+        iperf_section(run, lines)
         lines.append("\n### Connection open rate\n")
         open_section(run, lines)
         lines.append("\n### Lariat memory\n")
