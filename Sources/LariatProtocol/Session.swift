@@ -48,6 +48,9 @@ public final class Session {
     var sessionSendCredit = 0
     var sessionRecvCredit = 0
     var sessionDelivered = 0
+    /// The stream the last DATA was for, and when DATA last switched streams (see `contended`).
+    var lastDataStreamID: UInt32 = 0
+    var interleavedAt: UInt64 = 0
     var sessionUnannounced = 0
 
     // Output.
@@ -488,7 +491,10 @@ public final class Session {
         // the path needs shows up here first, as bytes waiting in socket buffers. Those bytes
         // delay only the *other* streams of the session (a stream's own bytes are in order
         // anyway), so a stream alone on its session is not held back by them.
-        let contended = index.count > 1
+        // Contended: DATA for more than one stream arrived recently. Idle streams (iperf3's
+        // control connection, a quiet shell) do not hold a lone busy stream to the shared
+        // window rules; once they speak again, interleaving makes the session contended.
+        let contended = index.count > 1 && interleavedAt != 0 && now &- interleavedAt < config.contentionMemoryNanos
         let queueing = contended && minRTT > 0 && lastRTT > 4 * minRTT + 200_000
         let underPressure = sessionDelivered * 2 > config.sessionWindow
         if underPressure || (queueing && window > config.initialStreamWindow) {

@@ -15,6 +15,9 @@ public struct SessionConfig: Sendable {
     public var initialStreamWindow = 128 * 1024
     /// Auto-tuning grows a busy stream's window up to this.
     public var maxStreamWindow = 16 * 1024 * 1024
+    /// A session counts as contended (window auto-tuning protects other streams from a busy
+    /// one's queue) for this long after DATA last arrived for two streams in turn.
+    public var contentionMemoryNanos: UInt64 = 100_000_000
     /// Streams never shrink below this under memory pressure.
     public var minStreamWindow = 64 * 1024
     /// Session-wide receive window: the hard cap on bytes received and not yet consumed.

@@ -272,6 +272,10 @@ extension Session {
             bytes = UnsafeRawBufferPointer(start: scratch, count: decodedLength)
         }
         slots[s].recvCredit -= decodedLength
+        if id != lastDataStreamID {
+            if lastDataStreamID != 0 { interleavedAt = now }
+            lastDataStreamID = id
+        }
         slots[s].delivered += decodedLength
         sessionDelivered += decodedLength
         stats.dataBytesReceived += decodedLength
