@@ -132,14 +132,20 @@ import Testing
 
 @Suite struct DelayBasedTuningTests {
     /// A stream with a 1 MiB window on a path whose latest round trip (20 ms) is far above its
-    /// unloaded one (1 ms), with `others` more streams open on the session: 100 kB go through
-    /// and are consumed, then the receiver computes the stream's next WINDOW.
-    private func windowUpdateUnderQueueing(others: Int) throws -> (SessionPair, Int) {
+    /// unloaded one (1 ms), with `others` more streams open on the session (sending a little
+    /// just before when `othersActive`): 100 kB go through and are consumed, then the receiver
+    /// computes the stream's next WINDOW.
+    private func windowUpdateUnderQueueing(others: Int, othersActive: Bool = true) throws -> (SessionPair, Int) {
         let p = SessionPair()
         p.serverDelegate.autoConsume = false
         let id = try p.client.open(target: "bulk")
-        for i in 0..<others { _ = try p.client.open(target: "other-\(i)") }
+        var otherIDs: [UInt32] = []
+        for i in 0..<others { otherIDs.append(try p.client.open(target: "other-\(i)")) }
         p.pump()
+        if othersActive {
+            for other in otherIDs { _ = p.client.write(other, randomBytes(1000, seed: 7)) }
+            p.pump()
+        }
         let s = try #require(p.server.slot(id))
         p.server.slots[s].recvWindow = 1 << 20
         p.server.minRTT = 1_000_000
@@ -160,6 +166,14 @@ import Testing
         #expect(p.server.slots[s].recvWindow >= SessionConfig().initialStreamWindow)
         #expect(p.server.stats.windowShrinks > 0)
         #expect(p.server.stats.windowGrowths == 0)
+    }
+
+    /// An open but idle second stream (iperf3's control connection, a quiet shell) does not make
+    /// the session contended: the busy stream grows as if alone.
+    @Test func anIdleSecondStreamDoesNotHoldTheBusyOneBack() throws {
+        let (p, s) = try windowUpdateUnderQueueing(others: 1, othersActive: false)
+        #expect(p.server.slots[s].recvWindow == 2 << 20)
+        #expect(p.server.stats.windowShrinks == 0)
     }
 
     /// The queue a lone stream builds delays nobody else: its window keeps growing while half
