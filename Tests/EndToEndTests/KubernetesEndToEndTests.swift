@@ -410,6 +410,24 @@ import Glibc
 
     // MARK: - Failures: a killed agent, no agent
 
+    @Test func aTokenThatExpiresEndsItsOpenWatch() throws {
+        let rig = try rig
+        // A token of alice's that lives 3 s, then a watch with it.
+        let made = try rig.api("POST", "/v3/tokens", ["description": "short", "ttl": 3000], bearer: rig.alice.session)
+        let token = try #require(made.json["token"] as? String, "\(made.status) \(made.text)")
+        let client = try TLSTestClient(port: rig.tunnel.httpsPort)
+        #expect(client.write("GET /k8s/clusters/local/api/v1/namespaces/default/pods?watch=true HTTP/1.1\r\nHost: hub\r\n"
+                             + "Authorization: Bearer \(token)\r\n\r\n"))
+        let head = String(decoding: client.readHead(), as: UTF8.self)
+        #expect(head.hasPrefix("HTTP/1.1 200"), "\(head)")
+        let started = Date()
+        // No object changes at expiry; the hub's once-a-second sweep must end it.
+        #expect(client.waitClosed(timeout: 8), "the watch outlived its token")
+        let after = Date().timeIntervalSince(started)
+        #expect(after >= 1.5 && after < 6, "closed \(after) s after the watch began (the token lived 3 s)")
+        print("KubernetesEndToEnd: a watch ended \(String(format: "%.2f", after)) s into a 3 s token")
+    }
+
     @Test func aKilledAgentEndsAnOpenExecAndNoAgentIsAQuick503() throws {
         let rig = try rig
         let exec = try rig.startKubectl(["exec", "-i", "p1", "--", "cat"], as: rig.alice, input: .pipe)

@@ -222,6 +222,8 @@ final class HubWorker: TunnelConnectionDelegate {
 
     private var healthTimer: UVTimer?
     private var lastScores: [UInt64: Int] = [:]
+    /// Counts health ticks; every fourth (about a second) also ends sessions of expired tokens.
+    private var healthTicks = 0
 
     /// Samples every tunnel's health each `AgentHealth.Settings.tickMilliseconds` (on this loop).
     func startHealthTicks() {
@@ -236,6 +238,8 @@ final class HubWorker: TunnelConnectionDelegate {
     func healthTick() {
         let settings = hub.configuration.agentHealth
         let now = loop.now
+        healthTicks &+= 1
+        if healthTicks % 4 == 0 { kubernetes.endExpired(now: Date()) }
         for (key, tunnel) in tunnels {
             guard let session = tunnel.session, session.state == .established else { continue }
             let silence = now > session.lastReceivedAt ? now - session.lastReceivedAt : 0

@@ -181,6 +181,18 @@ final class KubernetesProxy {
         }
     }
 
+    /// Ends exchanges whose token has expired since they began (an expiry changes no object,
+    /// so no informer event announces it). Called about once a second.
+    func endExpired(now: Date) {
+        guard !active.isEmpty else { return }
+        let tokens = worker.hub.tokens.tokens
+        for e in active.values {
+            guard let name = e.principal.tokenName, let expiry = tokens.get(name)?.spec.expiresAt, expiry <= now else { continue }
+            logger.notice("k8s proxy \(e.requestID): ending \(e.method) \(e.uri.logQuoted) of \(e.principal.username.logQuoted): token \(name) expired")
+            e.terminate(reason: "token \(name) expired")
+        }
+    }
+
     // MARK: Audit
 
     func exchangeEnded(_ e: KubernetesExchange, status: Int?, error: String?, exitCode: Int?, sawStatus: Bool) {
