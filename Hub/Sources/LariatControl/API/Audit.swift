@@ -26,23 +26,27 @@ public protocol AuditSink: Sendable {
     func record(_ r: AuditRecord)
 }
 
+/// Opens `path` for appending, creating it readable by its owner only (audit logs and session
+/// recordings hold who did what, and what they typed); "-" is standard output. `what` names the
+/// file in the error ("the audit log").
+public func openPrivateAppendFile(_ path: String, what: String) throws -> FileHandle {
+    if path == "-" { return FileHandle.standardOutput }
+    if !FileManager.default.fileExists(atPath: path) {
+        guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+            throw APIError.unavailable("cannot create \(what) \(path)")
+        }
+    }
+    guard let h = FileHandle(forWritingAtPath: path) else { throw APIError.unavailable("cannot open \(what) \(path)") }
+    h.seekToEndOfFile()
+    return h
+}
+
 /// JSON lines appended to a file (or standard output), one record per line, written whole.
 public final class JSONLinesAuditSink: AuditSink {
     private let handle: Mutex<FileHandle>
 
     public init(path: String) throws {
-        if path == "-" {
-            handle = Mutex(FileHandle.standardOutput)
-            return
-        }
-        if !FileManager.default.fileExists(atPath: path) {
-            guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
-                throw APIError.unavailable("cannot create the audit log \(path)")
-            }
-        }
-        guard let h = FileHandle(forWritingAtPath: path) else { throw APIError.unavailable("cannot open the audit log \(path)") }
-        h.seekToEndOfFile()
-        handle = Mutex(h)
+        handle = Mutex(try openPrivateAppendFile(path, what: "the audit log"))
     }
 
     public func record(_ r: AuditRecord) {

@@ -1,3 +1,4 @@
+import LariatHTTP
 import LariatRuntime
 
 /// Reads the exit status of an exec session from the server's side of the stream, without
@@ -14,6 +15,9 @@ struct ExecStatusWatcher {
     static let maxStatusBytes = 4096
 
     let framing: Framing
+    /// WebSocket sessions: the one frame walker the recordings use too.
+    private var webSocket = WebSocketChannelReader()
+    /// SPDY sessions: the frame header being gathered and the payload bytes still to pass.
     private var header: [UInt8] = []
     private var remaining = 0
     private var collecting = false
@@ -25,7 +29,9 @@ struct ExecStatusWatcher {
     }
 
     /// Between two frames of the server's side: a frame written now would not cut one in two.
-    var isAtFrameBoundary: Bool { header.isEmpty && remaining == 0 && !expectChannel }
+    var isAtFrameBoundary: Bool {
+        framing == .webSocket ? webSocket.isAtFrameBoundary : header.isEmpty && remaining == 0
+    }
 
     /// The bytes that end the session for the client with `message` as its error, in the
     /// session's own framing — a `metav1.Status` Failure on the error channel (WebSocket channel 3
@@ -37,13 +43,11 @@ struct ExecStatusWatcher {
         let status = Self.failureStatus(message: message)
         switch framing {
         case .webSocket:
-            var out: [UInt8] = [0x82]
-            let n = status.count + 1
-            if n < 126 { out.append(UInt8(n)) } else { out += [126, UInt8(n >> 8), UInt8(n & 0xFF)] }
-            out.append(3)
-            out += status
+            var encoder = WebSocketEncoder(role: .server)
+            var out: [UInt8] = []
+            encoder.appendFrame(opcode: .binary, payload: [3] + status, to: &out)
             // A normal close: kubectl reads the error channel to its end and reports the Status.
-            out += [0x88, 2, 0x03, 0xE8]
+            encoder.appendClose(code: .normalClosure, to: &out)
             return out
         case .spdy:
             let n = status.count
@@ -69,52 +73,38 @@ struct ExecStatusWatcher {
     var sawStatus: Bool { !status.isEmpty }
 
     mutating func scan(_ bytes: UnsafeRawBufferPointer) {
+        guard framing == .spdy else {
+            // Moved out and back (not copied): the reader's buffers stay uniquely owned, so
+            // relaying a read allocates nothing.
+            var reader = WebSocketChannelReader.empty
+            var kept: [UInt8] = []
+            swap(&reader, &webSocket)
+            swap(&kept, &status)
+            reader.scan(bytes) { channel, piece in if channel == 3 { Self.keep(piece, in: &kept) } }
+            swap(&reader, &webSocket)
+            swap(&kept, &status)
+            return
+        }
         var i = 0
         while i < bytes.count {
-            if remaining > 0, expectChannel {
-                expectChannel = false
-                collecting = bytes[i] == 3
-                remaining -= 1
-                i += 1
-                continue
-            }
             if remaining > 0 {
                 let n = min(remaining, bytes.count - i)
-                if collecting, status.count < Self.maxStatusBytes {
-                    let keep = min(n, Self.maxStatusBytes - status.count)
-                    status.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[i..<(i + keep)]))
-                }
+                if collecting { Self.keep(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + n)]), in: &status) }
                 remaining -= n
                 i += n
                 continue
             }
             header.append(bytes[i])
             i += 1
-            switch framing {
-            case .webSocket: webSocketHeader()
-            case .spdy: spdyHeader()
-            }
+            spdyHeader()
         }
     }
 
-    /// Server frames are unmasked: 2 bytes, then 0, 2 or 8 bytes of length.
-    private mutating func webSocketHeader() {
-        guard header.count >= 2 else { return }
-        let short = Int(header[1] & 0x7F)
-        let need = short == 126 ? 4 : short == 127 ? 10 : 2
-        guard header.count >= need else { return }
-        var length = short
-        if short == 126 { length = Int(header[2]) << 8 | Int(header[3]) }
-        if short == 127 { length = header[2..<10].reduce(0) { $0 << 8 | Int($1) } }
-        let opcode = header[0] & 0x0F
-        header.removeAll(keepingCapacity: true)
-        remaining = length
-        collecting = false
-        // A binary message's first payload byte is its channel; channel 3 carries the status.
-        expectChannel = opcode == 2 && length > 0
+    /// Keeps status bytes up to `maxStatusBytes`.
+    private static func keep(_ piece: UnsafeRawBufferPointer, in status: inout [UInt8]) {
+        guard status.count < maxStatusBytes else { return }
+        status.append(contentsOf: UnsafeRawBufferPointer(rebasing: piece[..<min(piece.count, maxStatusBytes - status.count)]))
     }
-
-    private var expectChannel = false
 
     /// SPDY frame header: 8 bytes; a control frame has the high bit set, a data frame carries the
     /// stream id in its first 31 bits.

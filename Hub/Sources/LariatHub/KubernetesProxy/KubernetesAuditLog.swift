@@ -56,18 +56,7 @@ final class KubernetesAuditLog: Sendable {
     private let recent = MemoryRing<KubernetesAuditEvent>(capacity: 1000)
 
     init(path: String?) throws {
-        guard let path else { handle = nil; return }
-        if path == "-" { handle = FileHandle.standardOutput; return }
-        if !FileManager.default.fileExists(atPath: path) {
-            guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
-                throw APIError.unavailable("cannot create the Kubernetes audit log \(path)")
-            }
-        }
-        guard let h = FileHandle(forWritingAtPath: path) else {
-            throw APIError.unavailable("cannot open the Kubernetes audit log \(path)")
-        }
-        h.seekToEndOfFile()
-        handle = h
+        handle = try path.map { try openPrivateAppendFile($0, what: "the Kubernetes audit log") }
     }
 
     func record(_ event: KubernetesAuditEvent) {

@@ -1,4 +1,5 @@
 import Foundation
+import LariatControl
 import LariatRuntime
 
 /// Records an interactive exec or attach session as an asciicast v2 file
@@ -118,8 +119,7 @@ private final class RecordingFile: Sendable {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
         } catch { return nil }
-        guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]),
-              let h = FileHandle(forWritingAtPath: path) else { return nil }
+        guard let h = try? openPrivateAppendFile(path, what: "the session recording") else { return nil }
         handle = h
     }
 

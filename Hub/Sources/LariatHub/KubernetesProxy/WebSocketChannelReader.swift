@@ -12,6 +12,12 @@ struct WebSocketChannelReader {
     private var scratch: [UInt8] = []
 
     init() { header.reserveCapacity(14) }
+    private init(unreserved: Void) {}
+    /// A placeholder holding no buffers (to move a reader out of a struct field and back).
+    static var empty: WebSocketChannelReader { WebSocketChannelReader(unreserved: ()) }
+
+    /// Between two frames: a frame written now would not cut one in two.
+    var isAtFrameBoundary: Bool { header.isEmpty && remaining == 0 }
 
     mutating func scan(_ bytes: UnsafeRawBufferPointer, deliver: (Int, UnsafeRawBufferPointer) -> Void) {
         var i = 0
