@@ -15,6 +15,9 @@ public final class StreamBridge: ByteStreamHandler {
     let tunnel: TunnelConnection
     public let connection: any ByteStream
     var onOpenFailed: ((ErrorCode, String) -> Void)?
+    /// Called once when the peer accepts the stream (OPEN_OK) — for an opener that counts
+    /// connections still waiting for their answer (a forward listener's accept backpressure).
+    public var onOpened: (() -> Void)?
     /// Called once the socket is closed and the bridge is done (a draining hub counts these).
     public var onClosed: (() -> Void)?
     /// Bytes read from the socket (toward the tunnel) and delivered to it (from the tunnel),
@@ -41,6 +44,11 @@ public final class StreamBridge: ByteStreamHandler {
     }
 
     // MARK: Session side (called by TunnelConnection)
+
+    func opened() {
+        onOpened?()
+        onOpened = nil
+    }
 
     func openFailed(_ code: ErrorCode, _ message: String) {
         sessionDone = true

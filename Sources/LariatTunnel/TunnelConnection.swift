@@ -238,8 +238,9 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
     public func session(_ session: Session, openRequested stream: UInt32, target: String, streamClass: StreamClass) {
         delegate.tunnel(self, openRequested: stream, target: target, streamClass: streamClass)
     }
-    // OPEN_OK needs nothing here: data the bridge wrote meanwhile was buffered by the session
-    // and goes out now that the stream has credit.
+    // Data the bridge wrote meanwhile was buffered by the session and goes out now that the
+    // stream has credit; the bridge only tells whoever counts unanswered opens.
+    public func session(_ session: Session, streamOpened stream: UInt32) { bridges[stream]?.opened() }
     public func session(_ session: Session, streamOpenFailed stream: UInt32, code: ErrorCode, message: String) {
         bridges[stream]?.openFailed(code, message)
     }

@@ -18,7 +18,7 @@ public final class Hub {
     let group: LoopGroup
     let acceptor: UVLoop
     private var listener: TCPListener?
-    private var forwardListeners: [TCPListener] = []
+    private var forwardListeners: [PacedForwardListener] = []
     /// The listeners of Forward objects, their named ports and statuses.
     private var forwardObjects: ForwardController?
     /// Reads clusters' stats into their status (started once the hub listens).
@@ -218,11 +218,13 @@ public final class Hub {
         }
     }
 
-    private func forwardListener(_ spec: ForwardSpec) throws -> TCPListener {
+    private func forwardListener(_ spec: ForwardSpec) throws -> PacedForwardListener {
         let workers = self.workers
         let shared = self.shared
         let logger = self.logger
-        let l = try TCPListener(loop: acceptor, host: spec.listenHost, port: spec.listenPort) { connection in
+        let l = try PacedForwardListener(loop: acceptor, host: spec.listenHost, port: spec.listenPort, name: "--forward \(spec)",
+                                         limits: configuration.forwardAccept, metrics: shared.metrics,
+                                         logger: logger) { connection, ticket in
             let remote = connection.remoteAddress?.description ?? "?"
             guard let agent = shared.registry.pick(cluster: spec.cluster, now: UVLoop.now) else {
                 logger.warning("forward \(spec): no agent of cluster \(spec.cluster.logQuoted) is connected; refusing \(remote)")
@@ -233,7 +235,7 @@ public final class Hub {
             let bound = workers[agent.worker]
             let description = "\(remote) → \(spec)"
             bound.loop.execute {
-                bound.value.forward(socket, toTunnel: agent.key, target: spec.target, description: description)
+                bound.value.forward(socket, toTunnel: agent.key, target: spec.target, description: description, pending: ticket)
             }
         }
         logger.info("forwarding \(spec.listenHost):\(l.port) to \(spec.target) in cluster \"\(spec.cluster)\" (--forward: no authentication or audit, for local testing; Forward objects are the authorized kind)")

@@ -18,6 +18,9 @@ public struct HubConfiguration: Sendable {
     public var forwards: [ForwardSpec] = []
     /// How Forward objects' listeners, named ports and statuses are kept.
     public var forwardObjects = ForwardObjectSettings()
+    /// Backpressure on accept for every forward listener: pending-connection bound, resume
+    /// point, listen backlog.
+    public var forwardAccept = ForwardAcceptLimits()
     /// How long a draining hub waits for open streams before it exits anyway.
     public var drainTimeoutMilliseconds: UInt64 = 10_000
     /// `/metrics`: who may read it, histogram buckets.

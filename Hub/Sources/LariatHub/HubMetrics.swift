@@ -37,6 +37,7 @@ final class HubMetrics: Sendable {
     static let infoLabel = "lariat_hub_info"
     static let kubernetesRequestsLabel = "lariat_hub_k8s_requests_total"
     static let kubernetesFailoversLabel = "lariat_hub_k8s_failovers_total"
+    static let forwardAcceptPausesLabel = "lariat_hub_forward_accept_pauses_total"
 
     let registry = PrometheusCollectorRegistry()
     let factory: PrometheusMetricsFactory
@@ -71,6 +72,12 @@ final class HubMetrics: Sendable {
         Counter(label: Self.kubernetesRequestsLabel,
                 dimensions: [("cluster", cluster), ("verb", verb), ("code", String(status)), ("path", path)],
                 factory: factory).increment()
+    }
+
+    /// A forward listener stopped accepting: its pending-connection bound was reached
+    /// (`ForwardAcceptLimits.maxPending`); later clients waited in the listen backlog.
+    func forwardAcceptPaused(forward: String) {
+        Counter(label: Self.forwardAcceptPausesLabel, dimensions: [("forward", forward)], factory: factory).increment()
     }
 
     /// A request moved to another path after failing on one (`from`/`to`: cluster-agent or node).

@@ -154,9 +154,14 @@ final class HubWorker: TunnelConnectionDelegate {
     // MARK: Forwarding
 
     /// Carries an accepted user connection to `target` through the tunnel `key`; `ended` hears
-    /// once how it went (bytes each way, or why it failed), for audit lines.
+    /// once how it went (bytes each way, or why it failed), for audit lines. `pending` (a forward
+    /// listener's count of unanswered connections) is given back once the agent answers the
+    /// OPEN, or the connection fails or closes first.
     func forward(_ socket: DetachedSocket, toTunnel key: UInt64, target: String, description: String,
-                 ended: ((ForwardedConnectionEnd) -> Void)? = nil) {
+                 pending: ForwardAcceptTicket? = nil, ended: ((ForwardedConnectionEnd) -> Void)? = nil) {
+        // Every way out but a stream still waiting for its answer gives the place back.
+        var answered = true
+        defer { if answered { pending?.release() } }
         let connection: TCPConnection
         do { connection = try TCPConnection.adopt(socket, loop: loop) } catch {
             logger.error("forward \(description): cannot adopt connection: \(error)")
@@ -181,7 +186,12 @@ final class HubWorker: TunnelConnectionDelegate {
                 }
             }
             hub.userConnections.opened()
+            if let pending {
+                answered = false
+                bridge.onOpened = { pending.release() }
+            }
             bridge.onClosed = { [hub, unowned bridge] in
+                pending?.release()  // refused, timed out, or the client left before the answer
                 hub.userConnections.closed()
                 ended?(ForwardedConnectionEnd(bytesIn: bridge.bytesFromConnection, bytesOut: bridge.bytesToConnection, error: failure))
             }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LariatHub
+import LariatProtocol
 import LariatRuntime
 import Logging
 
@@ -54,6 +55,24 @@ struct Serve: ParsableCommand {
 
     @Option(name: .long, help: "For local testing only: forward LISTEN_HOST:PORT=CLUSTER/TARGET (TARGET: HOST:PORT, k8s-api, svc:NS/NAME:PORT) with no authentication or audit, so anyone who reaches the port reaches the target. Repeatable. Use `lariat-hub forward create` (authorized, audited) for anything else.")
     var forward: [String] = []
+
+    @Option(name: .long, help: "Connections a forward listener holds that the agent has not answered yet; at this many it stops accepting and later clients wait in the listen backlog.")
+    var forwardMaxPending: Int = ForwardAcceptLimits().maxPending
+
+    @Option(name: .long, help: "A paused forward listener accepts again once this many or fewer wait (default: three quarters of --forward-max-pending).")
+    var forwardResumePending: Int?
+
+    @Option(name: .long, help: "listen(2) backlog of forward listeners (the kernel caps it at net.core.somaxconn).")
+    var forwardBacklog: Int = Int(ForwardAcceptLimits().listenBacklog)
+
+    @Option(name: .long, help: "OPENs one tunnel may have unanswered at once (at most 256, what every agent accepts); later ones queue.")
+    var maxOutstandingOpens: Int = SessionConfig().maxOutstandingOpens
+
+    @Option(name: .long, help: "Opens one tunnel queues behind --max-outstanding-opens; beyond, a connection is refused.")
+    var maxQueuedOpens: Int = SessionConfig().maxQueuedOpens
+
+    @Option(name: .long, help: "Seconds a queued open may wait to be sent before its connection is refused.")
+    var openQueueTimeout: Double = Double(SessionConfig().openQueueTimeoutNanos) / 1e9
 
     @Option(name: .long, help: "Seconds to wait for open streams when shutting down.")
     var drainTimeout: Double = 10
@@ -162,6 +181,20 @@ struct Serve: ParsableCommand {
         config.limits.failedAuthenticationBurst = try positive(authFailureBurst, "--auth-failure-burst")
         guard authFailureRefill > 0 else { throw ValidationError("--auth-failure-refill must be above 0") }
         config.limits.failedAuthenticationRefillPerSecond = authFailureRefill
+        config.forwardAccept.maxPending = try positive(forwardMaxPending, "--forward-max-pending")
+        config.forwardAccept.resumePending = forwardResumePending ?? forwardMaxPending * 3 / 4
+        guard (0..<forwardMaxPending).contains(config.forwardAccept.resumePending) else {
+            throw ValidationError("--forward-resume-pending must be at least 0 and below --forward-max-pending")
+        }
+        config.forwardAccept.listenBacklog = Int32(clamping: try positive(forwardBacklog, "--forward-backlog"))
+        guard (1...ProtocolLimits.guaranteedPendingOpens).contains(maxOutstandingOpens) else {
+            throw ValidationError("--max-outstanding-opens must be 1...\(ProtocolLimits.guaranteedPendingOpens) (agents need not accept more)")
+        }
+        config.session.maxOutstandingOpens = maxOutstandingOpens
+        guard maxQueuedOpens >= 0 else { throw ValidationError("--max-queued-opens must be 0 or more") }
+        config.session.maxQueuedOpens = maxQueuedOpens
+        guard openQueueTimeout > 0 else { throw ValidationError("--open-queue-timeout must be above 0") }
+        config.session.openQueueTimeoutNanos = UInt64(openQueueTimeout * 1e9)
         for f in forward {
             guard let spec = ForwardSpec(parsing: f) else {
                 throw ValidationError("--forward must be LISTEN_HOST:PORT=CLUSTER/TARGET, got \"\(f)\"")

@@ -12,7 +12,7 @@ final class ForwardListeners {
     private struct Active {
         var uid: String
         var listen: String
-        var listener: TCPListener
+        var listener: PacedForwardListener
     }
 
     let shared: HubShared
@@ -48,8 +48,10 @@ final class ForwardListeners {
             return
         }
         do {
-            let listener = try TCPListener(loop: loop, host: host, port: port) { [unowned self] connection in
-                accept(connection, forward: name)
+            let listener = try PacedForwardListener(loop: loop, host: host, port: port, name: name,
+                                                    limits: shared.configuration.forwardAccept, metrics: shared.metrics,
+                                                    logger: shared.logger) { [unowned self] connection, ticket in
+                accept(connection, forward: name, pending: ticket)
             }
             active[name] = Active(uid: uid, listen: listen, listener: listener)
             let address = listener.localAddress.description
@@ -77,7 +79,9 @@ final class ForwardListeners {
 
     // MARK: Connections
 
-    private func accept(_ connection: TCPConnection, forward name: String) {
+    /// `pending` is the connection's place in its listener's count of unanswered connections:
+    /// given back when the agent answers (or at once, when the connection is refused here).
+    private func accept(_ connection: TCPConnection, forward name: String, pending: ForwardAcceptTicket) {
         let startedAt = UVLoop.now
         let source = connection.remoteAddress?.description ?? "?"
         guard let forward = shared.control.forwardInformer.get(name), let controller else {
@@ -121,7 +125,7 @@ final class ForwardListeners {
         let description = "\(source) → forward \(name.logQuoted) (\(target) in cluster \(spec.clusterName.logQuoted))"
         let base = event
         worker.loop.execute {
-            worker.value.forward(socket, toTunnel: agent.key, target: target, description: description) { end in
+            worker.value.forward(socket, toTunnel: agent.key, target: target, description: description, pending: pending) { end in
                 var e = base
                 e.bytesIn = end.bytesIn
                 e.bytesOut = end.bytesOut
