@@ -35,12 +35,28 @@ MODES = {
                   hol_seconds=0.7, hol_rate=500, open_count=200, open_seconds=0.5,
                   idle_streams=2000, agents=200,
                   # iperf3 needs whole seconds (-t); 1 s keeps 12 runs per round near 20 s.
-                  iperf_streams=[1, 4, 16], iperf_seconds=1, cipher_seconds=1),
+                  iperf_streams=[1, 4, 16], iperf_seconds=1, cipher_seconds=1,
+                  # Issue #11: 1,000 simultaneous connections, each proving itself with an echo.
+                  burst_count=1000, burst_seconds=30),
     "full": dict(rounds=5, streams=[1, 4, 16, 64], tput_seconds=1.2, tput_bytes=16 << 30,
                  json_streams=[1, 4], lat_count=10000, lat_seconds=1.0, lat16_count=3000,
                  hol_seconds=2.5, hol_rate=500, open_count=1000, open_seconds=2.0,
                  idle_streams=10000, agents=1000,
-                 iperf_streams=[1, 4, 16, 64], iperf_seconds=3, cipher_seconds=2),
+                 iperf_streams=[1, 4, 16, 64], iperf_seconds=3, cipher_seconds=2,
+                 burst_count=1000, burst_seconds=30),
+}
+
+# What a run measures; --scenarios picks some (a run of only those is marked partial in its JSON
+# and report.py takes from it only what the main run of its mode lacks).
+SCENARIOS = {
+    "throughput": "bulk throughput, random and JSON data, with CPU per route",
+    "latency": "idle 64 B and 16 KiB round trips",
+    "hol": "64 B round trips during a bulk download",
+    "openrate": "connections opened + echoed per second, 16 in parallel",
+    "burst": "burst_count connections started at once; served, refused/reset, time until all served",
+    "cipher": "openssl speed of the tunnel's suite (the floor's cipher part)",
+    "iperf": "iperf3 through lariat and ssh -R",
+    "memory": "lariat memory: idle streams, idle agents, agent RSS",
 }
 
 PROCS = []          # every Popen we started, killed in cleanup()
@@ -203,9 +219,9 @@ class Bench:
                          "--warmup", str(warmup)],
                         timeout=seconds + 20)
 
-    def openrate(self, port, count, seconds):
+    def openrate(self, port, count, seconds, concurrency=16):
         return self.run(["openrate", "--connect", f"127.0.0.1:{port}", "--count", str(count),
-                         "--seconds", str(seconds)], timeout=seconds + 20)
+                         "--concurrency", str(concurrency), "--seconds", str(seconds)], timeout=seconds + 20)
 
 
 # ---------------------------------------------------------------- routes
@@ -236,12 +252,14 @@ class Direct(Route):
 
 class Socat(Route):
     name = "socat"
-    description = "socat -b262144 TCP-LISTEN,fork → target (plain TCP relay)"
+    description = "socat -b262144 TCP-LISTEN,fork,backlog=4096 → target (plain TCP relay)"
 
     def start(self):
         self.port = free_port()
         self.procs["socat"] = spawn(["socat", "-b262144",
-                                     f"TCP-LISTEN:{self.port},bind=127.0.0.1,reuseaddr,fork",
+                                     # backlog: socat's default is 5, which drops a burst's
+                                     # handshakes; the hub's forward listener uses SOMAXCONN.
+                                     f"TCP-LISTEN:{self.port},bind=127.0.0.1,reuseaddr,fork,backlog=4096",
                                      f"TCP:127.0.0.1:{self.env.target_port}"],
                                     self.env.path("socat.log"))
         assert wait_listening(self.port), "socat did not listen"
@@ -251,14 +269,14 @@ class SocatChain(Route):
     """The relay half of the CPU floor: two plain relays, as a tunnel's two ends are, with the
     buffer size of the socat route, so both copy every byte in and out of the kernel twice."""
     name = "socat-chain"
-    description = "socat -b262144 → socat -b262144 → target (two chained plain relays: the floor's relay part)"
+    description = "socat -b262144 → socat -b262144 → target (two chained plain relays: the floor's relay part; backlog=4096)"
 
     def start(self):
         mid, self.port = free_port(), free_port()
-        self.procs["socat-far"] = spawn(["socat", "-b262144", f"TCP-LISTEN:{mid},bind=127.0.0.1,reuseaddr,fork",
+        self.procs["socat-far"] = spawn(["socat", "-b262144", f"TCP-LISTEN:{mid},bind=127.0.0.1,reuseaddr,fork,backlog=4096",
                                          f"TCP:127.0.0.1:{self.env.target_port}"], self.env.path("socat-far.log"))
         assert wait_listening(mid), "socat-far did not listen"
-        self.procs["socat-near"] = spawn(["socat", "-b262144", f"TCP-LISTEN:{self.port},bind=127.0.0.1,reuseaddr,fork",
+        self.procs["socat-near"] = spawn(["socat", "-b262144", f"TCP-LISTEN:{self.port},bind=127.0.0.1,reuseaddr,fork,backlog=4096",
                                           f"TCP:127.0.0.1:{mid}"], self.env.path("socat-near.log"))
         assert wait_listening(self.port), "socat-near did not listen"
 
@@ -480,7 +498,7 @@ def machine():
 
 # ---------------------------------------------------------------- measurements
 
-def measure_round(env, routes, cfg, rnd, samples, step, total):
+def measure_round(env, routes, cfg, rnd, samples, step, total, want):
     s = cfg
     for route in routes:
         if not route.alive():
@@ -502,49 +520,65 @@ def measure_round(env, routes, cfg, rnd, samples, step, total):
             if r.get("error"):
                 log(f"{route.name} throughput {direction} x{streams}: {r['error']}")
 
-        for streams in s["streams"]:
+        for streams in s["streams"] if "throughput" in want else []:
             for direction in ("up", "down"):
                 tput(streams, direction, "random")
-        for streams in s["json_streams"]:
+        for streams in s["json_streams"] if "throughput" in want else []:
             for direction in ("up", "down"):
                 tput(streams, direction, "json")
 
-        for size, count in ((64, s["lat_count"]), (16384, s["lat16_count"])):
+        for size, count in ((64, s["lat_count"]), (16384, s["lat16_count"])) if "latency" in want else ():
             step += 1
             progress(f"[{step}/{total}] {tag} latency {size} B idle")
             r = env.bench.latency(route.port, size, count, s["lat_seconds"])
             r.update(round=rnd, route=route.name, kind="latency", scenario="idle")
             samples.append(r)
 
-        # Head-of-line: a 1-stream bulk download runs while 64 B round trips are timed.
-        step += 1
-        progress(f"[{step}/{total}] {tag} latency 64 B under bulk")
-        bulk = subprocess.Popen([env.bench.binary, "throughput", "--connect", f"127.0.0.1:{route.port}",
-                                 "--streams", "1", "--bytes", str(64 << 30), "--direction", "down",
-                                 "--seconds", str(s["hol_seconds"] + 0.5), "--json"],
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                start_new_session=True)
-        bulk._lb_group = True
-        PROCS.append(bulk)
-        time.sleep(0.25)
-        r = env.bench.latency(route.port, 64, int(s["hol_seconds"] * s["hol_rate"]), s["hol_seconds"],
-                              rate=s["hol_rate"], warmup=5)
-        try:
-            bout, _ = bulk.communicate(timeout=s["hol_seconds"] + 15)
-            b = json.loads(bout.strip().splitlines()[-1])
-        except Exception as ex:
-            bulk.kill()
-            b = {"error": str(ex)}
-        PROCS.remove(bulk)
-        r.update(round=rnd, route=route.name, kind="latency", scenario="bulk",
-                 bulk_mib_per_s=b.get("mib_per_s"))
-        samples.append(r)
+        if "hol" in want:
+            step = measure_hol(env, route, s, rnd, samples, step, total, tag)
+        if "openrate" in want:
+            step += 1
+            progress(f"[{step}/{total}] {tag} open rate")
+            r = env.bench.openrate(route.port, s["open_count"], s["open_seconds"])
+            r.update(round=rnd, route=route.name, kind="openrate")
+            samples.append(r)
+        if "burst" in want:
+            step += 1
+            progress(f"[{step}/{total}] {tag} burst of {s['burst_count']}")
+            r = env.bench.openrate(route.port, s["burst_count"], s["burst_seconds"], concurrency=s["burst_count"])
+            r.update(round=rnd, route=route.name, kind="burst")
+            samples.append(r)
+            lost = (r.get("failed") or 0) + (r.get("unfinished") or 0)
+            if r.get("error") or lost:
+                log(f"{route.name} burst: {r.get('count')} served, {r.get('refused')} refused, {r.get('reset')} reset, "
+                    f"{r.get('unfinished')} unfinished {r.get('error', '')}")
+    return step
 
-        step += 1
-        progress(f"[{step}/{total}] {tag} open rate")
-        r = env.bench.openrate(route.port, s["open_count"], s["open_seconds"])
-        r.update(round=rnd, route=route.name, kind="openrate")
-        samples.append(r)
+
+def measure_hol(env, route, s, rnd, samples, step, total, tag):
+    """Head-of-line: a 1-stream bulk download runs while 64 B round trips are timed."""
+    step += 1
+    progress(f"[{step}/{total}] {tag} latency 64 B under bulk")
+    bulk = subprocess.Popen([env.bench.binary, "throughput", "--connect", f"127.0.0.1:{route.port}",
+                             "--streams", "1", "--bytes", str(64 << 30), "--direction", "down",
+                             "--seconds", str(s["hol_seconds"] + 0.5), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            start_new_session=True)
+    bulk._lb_group = True
+    PROCS.append(bulk)
+    time.sleep(0.25)
+    r = env.bench.latency(route.port, 64, int(s["hol_seconds"] * s["hol_rate"]), s["hol_seconds"],
+                          rate=s["hol_rate"], warmup=5)
+    try:
+        bout, _ = bulk.communicate(timeout=s["hol_seconds"] + 15)
+        b = json.loads(bout.strip().splitlines()[-1])
+    except Exception as ex:
+        bulk.kill()
+        b = {"error": str(ex)}
+    PROCS.remove(bulk)
+    r.update(round=rnd, route=route.name, kind="latency", scenario="bulk",
+             bulk_mib_per_s=b.get("mib_per_s"))
+    samples.append(r)
     return step
 
 
@@ -730,7 +764,12 @@ def main():
     ap.add_argument("--command", default="")
     ap.add_argument("--routes", default="", help="comma list to restrict routes (debugging)")
     ap.add_argument("--rounds", type=int, default=0)
+    ap.add_argument("--scenarios", default="", help="comma list of " + ", ".join(SCENARIOS) + " (default: all)")
     a = ap.parse_args()
+    want = set(a.scenarios.split(",")) if a.scenarios else set(SCENARIOS)
+    unknown = want - set(SCENARIOS)
+    if unknown:
+        ap.error(f"unknown scenario(s) {', '.join(sorted(unknown))}; known: {', '.join(SCENARIOS)}")
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     cfg = dict(MODES[a.mode])
@@ -739,18 +778,24 @@ def main():
     env = Env(a.work, a.bin)
     results = {"schema": 1, "mode": a.mode, "command": a.command,
                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(), "config": cfg}
+    if want != set(SCENARIOS):
+        results["scenarios"] = sorted(want)   # a partial run
     try:
         env.start_target()
-        env.start_iperf()
+        if "iperf" in want:
+            env.start_iperf()
         routes = [Direct(env), Socat(env), SocatChain(env), Stunnel(env),
                   SSH(env, "ssh-aes128gcm", "aes128-gcm@openssh.com", False, iperf=True),
                   SSH(env, "ssh-chacha20", "chacha20-poly1305@openssh.com", False),
                   SSH(env, "ssh-aes128gcm-C", "aes128-gcm@openssh.com", True),
                   Lariat(env, "lariat", True, iperf=True), Lariat(env, "lariat-nolz4", False)]
+        if "iperf" not in want:
+            for r in routes:
+                r.iperf = False
         if a.routes:
             keep = a.routes.split(",")
             routes = [r for r in routes if r.name in keep]
-        if any(isinstance(r, Lariat) for r in routes) and not a.routes:
+        if any(isinstance(r, Lariat) for r in routes) and not a.routes and "memory" in want:
             lariat_memory(env, cfg, results)
         for r in routes:
             progress(f"starting route {r.name}")
@@ -767,16 +812,19 @@ def main():
         results["routes"] = [{"name": r.name, "description": r.description, "processes": list(r.procs)}
                              for r in routes]
         samples = []
-        per_route = 2 * len(cfg["streams"]) + 2 * len(cfg["json_streams"]) + 4
+        per_route = (("throughput" in want) * (2 * len(cfg["streams"]) + 2 * len(cfg["json_streams"]))
+                     + ("latency" in want) * 2 + ("hol" in want) + ("openrate" in want) + ("burst" in want))
         total = per_route * len(routes) * cfg["rounds"]
         step = 0
         for rnd in range(cfg["rounds"]):
             # Interleave: rotate the route order every round so no route always goes first.
             order = routes[rnd % len(routes):] + routes[:rnd % len(routes)]
-            step = measure_round(env, order, cfg, rnd, samples, step, total)
-            progress(f"round {rnd + 1} openssl speed {' '.join(ciphers)}")
-            results["cipher_speed"] += cipher_speed(cfg["cipher_seconds"], rnd, ciphers)
-            measure_iperf(iperf_routes, cfg, rnd, samples)
+            step = measure_round(env, order, cfg, rnd, samples, step, total, want)
+            if "cipher" in want:
+                progress(f"round {rnd + 1} openssl speed {' '.join(ciphers)}")
+                results["cipher_speed"] += cipher_speed(cfg["cipher_seconds"], rnd, ciphers)
+            if "iperf" in want:
+                measure_iperf(iperf_routes, cfg, rnd, samples)
         results["samples"] = samples
         # RSS after all traffic (high-water marks) for the lariat processes.
         for r in routes:

@@ -6,7 +6,9 @@
 # (aes128-gcm, chacha20-poly1305, aes128-gcm + -C), lariat (LZ4 on and off); per round also
 # openssl speed (the floor's cipher part) and iperf3 through lariat and ssh -R.
 # Writes perf/results/results-<mode>.json, perf/RESULTS.md and charts.
-# Env: SKIP_BUILD=1 reuses the binaries in $SCRATCH/release; SCRATCH (default .build-bench).
+# Env: SKIP_BUILD=1 reuses the binaries in $SCRATCH/release; SCRATCH (default .build-bench);
+# SCENARIOS=burst,… and ROUTES=lariat,… run only those (bench.py --scenarios/--routes) into
+# perf/results/results-<mode>-<scenarios>.json, which report.py uses only for what the main run lacks.
 set -euo pipefail
 MODE="${1:-quick}"
 case "$MODE" in quick|full) ;; *) echo "usage: $0 quick|full" >&2; exit 2 ;; esac
@@ -61,7 +63,14 @@ trap 'exit 130' INT TERM
 
 CMD="perf/scripts/bench.sh $MODE"
 OUT="perf/results/results-$MODE.json"
-$PY perf/scripts/bench.py --mode "$MODE" --work "$WORK" --bin "$SCRATCH/release" --out "$OUT" --command "$CMD" &
+PICK=()
+if [ -n "${SCENARIOS:-}" ]; then
+  PICK+=(--scenarios "$SCENARIOS")
+  CMD="SCENARIOS=$SCENARIOS${ROUTES:+ ROUTES=$ROUTES} $CMD"
+  OUT="perf/results/results-$MODE-${SCENARIOS//,/-}.json"
+fi
+[ -n "${ROUTES:-}" ] && PICK+=(--routes "$ROUTES")
+$PY perf/scripts/bench.py --mode "$MODE" --work "$WORK" --bin "$SCRATCH/release" --out "$OUT" --command "$CMD" "${PICK[@]}" &
 PYPID=$!
 wait "$PYPID"
 PYPID=""

@@ -293,6 +293,58 @@ def open_section(run, lines):
                  "16 in parallel.")
 
 
+BURST_TARGET_REFUSED = 0
+
+
+def burst_run(run, partials):
+    """The run holding burst samples: the main run if it measured bursts, else the newest
+    partial run of the same mode that did (`bench.py --scenarios burst`)."""
+    if run.pick(kind="burst"):
+        return run
+    for p in sorted(partials, key=lambda r: r.d.get("started", ""), reverse=True):
+        if p.pick(kind="burst"):
+            return p
+    return None
+
+
+def burst_section(brun, main, lines):
+    if brun is None:
+        lines.append("Not measured in this run (`SCENARIOS=burst perf/scripts/bench.sh MODE` measures only this).")
+        return
+    n = brun.d["config"].get("burst_count")
+    if brun is not main:
+        lines.append(f"From a separate run of only this scenario: `{brun.d.get('command')}` ({brun.d.get('started')}, "
+                     f"{brun.d['machine'].get('cpu_model')}, {brun.d['machine'].get('nproc')} CPUs).\n")
+    lines.append("| route | served | refused | reset | unfinished | time until all served, s | open p50 ms | open p99 ms |")
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for route in brun.routes:
+        ss = brun.pick(route=route, kind="burst")
+        if not ss:
+            continue
+        col = lambda k, scale=1: [s.get(k) / scale if s.get(k) is not None else None for s in ss]
+        lines.append(f"| {route} | {cell(col('count'))} | {cell(col('refused'))} | {cell(col('reset'))} | "
+                     f"{cell(col('unfinished'))} | {cell(col('seconds'), 2)} | {cell(col('open_p50_us', 1000), 1)} | "
+                     f"{cell(col('open_p99_us', 1000), 1)} |")
+    lines.append(f"\n{f(n)} connections started at once by `lariat-bench openrate --concurrency {n}`; each writes 17 bytes "
+                 f"and counts as served when the target's 17-byte echo came back. Refused: the connect failed; reset: the "
+                 f"route closed or reset it before the echo; unfinished: neither within {brun.d['config'].get('burst_seconds')} s. "
+                 "Median (min–max) over rounds.")
+
+
+def burst_target(brun):
+    """(measured, verdict, by) for "1,000-connection burst: 0 refused" on the lariat route."""
+    ss = brun.pick(route="lariat", kind="burst") if brun else []
+    if not ss:
+        return "not measured", "not measured", ""
+    lost = max((s.get("failed") or 0) + (s.get("unfinished") or 0) + (1 if s.get("error") and not s.get("count") else 0)
+               for s in ss)
+    served = min(s.get("count") or 0 for s in ss)
+    secs = med([s.get("seconds") for s in ss])
+    v = "PASS" if lost <= BURST_TARGET_REFUSED else "MISS"
+    return (f"{f(served)} of {f(ss[0].get('requested') or brun.d['config'].get('burst_count'))} served, "
+            f"{f(lost)} refused/reset/unfinished (worst of {len(ss)} round(s)); all served in {f(secs, 2)} s", v, "")
+
+
 def memory_section(run, lines):
     m = run.d.get("lariat_memory")
     if not m:
@@ -331,7 +383,7 @@ def verdict(value, target, better="higher"):
     return ("**met**" if ok else "**missed**"), by
 
 
-def targets_section(run, netns, lines):
+def targets_section(run, netns, lines, brun=None):
     rows = []
     # 1. TLS bulk vs ssh aes128-gcm (lariat LZ4 on, random data: compression cannot help).
     ratios = []
@@ -404,6 +456,8 @@ def targets_section(run, netns, lines):
     rows.append((f"iperf3 throughput ≥ {IPERF_TARGET}× ssh -R aes128-gcm",
                  f"{f(g, 2)}× (geo-mean; " + ", ".join(f"{d} -P {n}: {x:.2f}" for d, n, x in ir) + ")" if ir else "–",
                  v, by))
+    m_, v_, b = burst_target(brun)
+    rows.append((f"{f(run.d['config'].get('burst_count', 1000))}-connection burst: {BURST_TARGET_REFUSED} refused", m_, v_, b))
     lines.append("\n| target | measured | verdict | ratio to target |")
     lines.append("|---|---|---|---|")
     for t, m_, v_, b in rows:
@@ -504,12 +558,15 @@ def main():
     ap.add_argument("--charts", required=True)
     ap.add_argument("files", nargs="+")
     a = ap.parse_args()
-    runs, netns = {}, {}
+    runs, netns, partials = {}, {}, {}
     for path in a.files:
         with open(path) as fh:
             d = json.load(fh)
         if d.get("kind") == "netns":
             netns[d["mode"]] = d
+        elif d.get("samples") and d.get("scenarios"):
+            # `bench.py --scenarios …`: only what the main run of its mode lacks is taken from it.
+            partials.setdefault(d["mode"], []).append(Run(d))
         elif d.get("samples"):
             runs[d["mode"]] = d
     lines = ["# Lariat tunnel benchmark results", "",
@@ -519,6 +576,7 @@ def main():
         if mode not in runs:
             continue
         run = Run(runs[mode])
+        brun = burst_run(run, partials.get(mode, []))
         d = run.d
         m = d["machine"]
         lines.append(f"## {mode} run ({d['started']}, {d.get('duration_s')} s)\n")
@@ -536,7 +594,7 @@ def main():
         for r in d.get("routes", []):
             lines.append(f"- **{r['name']}**: {r['description']}" + (f" (processes: {', '.join(r['processes'])})" if r["processes"] else ""))
         lines.append("\n### Targets\n")
-        targets_section(run, netns.get(mode) or netns.get("full") or netns.get("quick"), lines)
+        targets_section(run, netns.get(mode) or netns.get("full") or netns.get("quick"), lines, brun)
         lines.append("\n### Bulk throughput\n")
         throughput_section(run, lines)
         lines.append("\n### Bulk throughput, Kubernetes-like JSON\n")
@@ -553,6 +611,8 @@ def main():
         iperf_section(run, lines)
         lines.append("\n### Connection open rate\n")
         open_section(run, lines)
+        lines.append("\n### Burst of simultaneous connections (issue #11)\n")
+        burst_section(brun, run, lines)
         lines.append("\n### Lariat memory\n")
         memory_section(run, lines)
         made = charts(run, a.charts, mode)

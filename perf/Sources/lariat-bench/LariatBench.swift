@@ -113,11 +113,12 @@ struct OpenRate: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "openrate", abstract: "Connections opened + first byte echoed per second.")
     @Option(help: "HOST:PORT of an auto-mode target.") var connect: String
     @Option(help: "Connections to open.") var count = 2000
-    @Option(help: "Connections in progress at once.") var concurrency = 16
+    @Option(help: "Connections in progress at once (--concurrency = --count: a burst, all started at once).") var concurrency = 16
     @Option(help: "Time limit.") var seconds: Double = 10
     @Flag(help: "One JSON object on stdout.") var json = false
 
     func run() throws {
+        raiseFileLimit()  // a burst holds --concurrency descriptors
         let (host, port) = try endpoint(connect)
         let loop = UVLoop(name: "openrate")
         let r = OpenRun(loop: loop, host: host, port: port, count: count, concurrency: concurrency,

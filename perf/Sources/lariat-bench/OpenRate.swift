@@ -16,6 +16,10 @@ final class OpenRun {
     var started = 0
     var completed = 0
     var failed = 0
+    /// Of `failed`: connects the route refused (or that timed out), and connections it closed or
+    /// reset before the echo came back.
+    var refused = 0
+    var reset = 0
     var failures: [String] = []
     var inFlight = 0
     var start: UInt64 = 0
@@ -54,7 +58,7 @@ final class OpenRun {
             TCPConnection.connect(loop: loop, host: host, port: port) { result in
                 switch result {
                 case .success(let c): one.attach(c)
-                case .failure(let e): self.oneFailed("connect: \(e)")
+                case .failure(let e): self.oneFailed("connect: \(e)", refused: true)
                 }
             }
         }
@@ -68,9 +72,10 @@ final class OpenRun {
         next()
     }
 
-    func oneFailed(_ why: String) {
+    func oneFailed(_ why: String, refused: Bool = false) {
         inFlight -= 1
         failed += 1
+        if refused { self.refused += 1 } else { reset += 1 }
         if failures.count < 3 { failures.append(why) }
         next()
     }
@@ -106,7 +111,12 @@ final class OpenRun {
             var o = JSONObject()
             o.add("kind", hold ? "idle" : "openrate")
             o.add("count", completed)
+            o.add("requested", count)
             o.add("failed", failed)
+            o.add("refused", refused)
+            o.add("reset", reset)
+            // Neither echoed nor failed when the time limit struck.
+            o.add("unfinished", count - completed - failed)
             o.add("concurrency", concurrency)
             o.add("seconds", elapsed)
             o.add("opens_per_s", rate)
@@ -115,7 +125,8 @@ final class OpenRun {
             if let f = failures.first { o.add("error", f.replacingQuote()) }
             out(o.text)
         } else {
-            out("\(completed) connection(s) opened+echoed in \(fmt(elapsed, 3)) s = \(fmt(rate, 0))/s (p50 \(p(50)) µs, p99 \(p(99)) µs)\(failed > 0 ? " failed=\(failed) \(failures)" : "")")
+            let unfinished = count - completed - failed
+            out("\(completed) connection(s) opened+echoed in \(fmt(elapsed, 3)) s = \(fmt(rate, 0))/s (p50 \(p(50)) µs, p99 \(p(99)) µs)\(failed > 0 ? " failed=\(failed) (refused \(refused), reset \(reset)) \(failures)" : "")\(unfinished > 0 ? " unfinished=\(unfinished)" : "")")
         }
     }
 }
