@@ -24,6 +24,9 @@ final class FrameDecoder {
     }
 
     var hasPartialFrame: Bool { buffered > 0 }
+    /// True while `body` runs for a frame that was reassembled in the decoder's own buffer
+    /// (which the next cut frame overwrites), false for a frame handed out in place.
+    private(set) var deliveringReassembled = false
 
     /// Feeds bytes; calls `body` for every complete frame in order. Stops at the first error
     /// thrown by `body` or by the header check, leaving the decoder poisoned (the session ends).
@@ -47,6 +50,8 @@ final class FrameDecoder {
             buffered += n; p += n; left -= n
             if buffered < FrameHeader.size + h.length { return }
             buffered = 0
+            deliveringReassembled = true
+            defer { deliveringReassembled = false }
             guard try body(h, UnsafeRawBufferPointer(start: buffer + FrameHeader.size, count: h.length)) else { return }
         }
         // Then hand out whole frames straight from the input.

@@ -22,6 +22,23 @@ struct SendBuffer {
         return n
     }
 
+    /// The contiguous free space after the last byte (taking a block from the pool if the
+    /// buffer has none), for a caller that fills it in place and then calls `commit`.
+    mutating func tail(capacity: Int, pool: inout SendBufferPool) -> UnsafeMutableRawBufferPointer {
+        guard count < capacity else { return UnsafeMutableRawBufferPointer(start: nil, count: 0) }
+        if storage == nil { storage = pool.take(); head = 0 }
+        let end = (head + count) % capacity
+        return UnsafeMutableRawBufferPointer(start: storage! + end, count: min(capacity - count, capacity - end))
+    }
+
+    /// `n` bytes were written into `tail`.
+    mutating func commit(_ n: Int) { count += n }
+
+    /// Gives the block back if nothing is buffered (a `tail` that went unused).
+    mutating func releaseIfEmpty(to pool: inout SendBufferPool) {
+        if count == 0 { release(to: &pool) }
+    }
+
     /// The longest contiguous run at the head, at most `limit` bytes.
     func contiguousHead(limit: Int, capacity: Int) -> UnsafeRawBufferPointer {
         guard let base = storage else { return UnsafeRawBufferPointer(start: nil, count: 0) }

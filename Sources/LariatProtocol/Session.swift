@@ -74,6 +74,11 @@ public final class Session {
     var startedAt: UInt64 = 0
     public internal(set) var lastReceivedAt: UInt64 = 0
     public internal(set) var pingOutstandingSince: UInt64 = 0
+    /// During `streamData`: true when the bytes are a slice of the input given to `receive`
+    /// (valid until the caller reuses that buffer), false when they live in the session's own
+    /// buffers — decompressed into its scratch buffer, or a frame reassembled across reads —
+    /// which the next frame may overwrite within the same `receive`.
+    public internal(set) var deliveryIsInInput = false
     var pingInterval: UInt64
     /// Streams we opened that have no OPEN_OK/OPEN_FAIL yet (pending work for liveness).
     var openingCount = 0
@@ -256,6 +261,35 @@ public final class Session {
         }
         if n > 0 { schedule(s); announceOutput() }
         return n
+    }
+
+    /// Write in place: the free space at the tail of the stream's send buffer, for a caller
+    /// that reads its source straight into it and then calls `commitSendTail` (or
+    /// `releaseSendTail` if nothing came). Saves the copy `write` makes. Empty when the stream
+    /// takes no bytes now.
+    public func sendTail(_ id: UInt32) -> UnsafeMutableRawBufferPointer {
+        guard state != .ended, let s = slot(id), !slots[s].finishRequested else {
+            return UnsafeMutableRawBufferPointer(start: nil, count: 0)
+        }
+        return slots[s].sendBuffer.tail(capacity: config.sendBufferSize, pool: &sendPool)
+    }
+
+    /// `count` bytes were placed at the start of the last `sendTail`: queued as `write` would.
+    public func commitSendTail(_ id: UInt32, _ count: Int) {
+        guard count > 0, state != .ended, let s = slot(id), !slots[s].finishRequested else { return }
+        slots[s].sendBuffer.commit(count)
+        stats.bytesWrittenInPlace += count
+        if config.sendBufferSize - slots[s].sendBuffer.count < config.sendBufferSize / 2 {
+            slots[s].writableWanted = true
+        }
+        schedule(s)
+        announceOutput()
+    }
+
+    /// The last `sendTail` was not used: an empty buffer gives its block back to the pool.
+    public func releaseSendTail(_ id: UInt32) {
+        guard let s = slot(id) else { return }
+        slots[s].sendBuffer.releaseIfEmpty(to: &sendPool)
     }
 
     /// True when the stream's buffer is past its high-water mark: stop feeding it until
@@ -598,4 +632,6 @@ public struct SessionStats: Sendable, Equatable {
     public var windowGrowths = 0
     public var windowShrinks = 0
     public var ignoredFrames = 0
+    /// Bytes the application placed straight into send buffers (`sendTail`), not copied by `write`.
+    public var bytesWrittenInPlace = 0
 }

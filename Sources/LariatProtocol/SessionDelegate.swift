@@ -12,7 +12,8 @@ public protocol SessionDelegate: AnyObject {
     func session(_ session: Session, streamOpened stream: UInt32)
     /// Our OPEN was refused; the stream is gone.
     func session(_ session: Session, streamOpenFailed stream: UInt32, code: ErrorCode, message: String)
-    /// Bytes for the application. The buffer is valid only during the call; report them with
+    /// Bytes for the application. The buffer is valid only during the call (when
+    /// `session.deliveryIsInInput`, until the caller of `receive` reuses its input); report them with
     /// `consumed` once they have left the process (that is what returns flow-control credit).
     func session(_ session: Session, streamData stream: UInt32, bytes: UnsafeRawBufferPointer)
     /// The peer will send no more on this stream (half-close).

@@ -281,7 +281,10 @@ extension Session {
         stats.dataBytesReceived += decodedLength
         let fin = h.flags & FrameFlags.fin != 0
         if fin { slots[s].remoteFinished = true }
-        if decodedLength > 0 { delegate.session(self, streamData: id, bytes: bytes) }
+        if decodedLength > 0 {
+            deliveryIsInInput = !compressed && !decoder.deliveringReassembled
+            delegate.session(self, streamData: id, bytes: bytes)
+        }
         if fin {
             delegate.session(self, streamFinished: id)
             if let s = slot(id), slots[s].isDone { closeStream(s) }

@@ -15,6 +15,12 @@ public protocol ByteStream: AnyObject {
     /// Writes after `shutdownWrite()` or `close()` are dropped.
     func write(_ bytes: UnsafeRawBufferPointer)
 
+    /// Like `write`, but the caller keeps `bytes` valid and unchanged until it calls
+    /// `loop.flushBorrowedWrites()` (or the loop's current callback returns), so a stream may
+    /// send several such writes with one vectored syscall and copy only what the kernel does
+    /// not take. For a receiver that hands out slices of its own input buffer.
+    func writeBorrowing(_ bytes: UnsafeRawBufferPointer)
+
     /// Bytes accepted by `write` but not yet handed to the kernel. Callers apply backpressure by
     /// pausing their source above a threshold and resuming on `streamDidDrain`.
     var bufferedWriteBytes: Int { get }
@@ -44,6 +50,9 @@ extension ByteStream {
     /// Default for wrappers that have no abortive close of their own: a normal close.
     public func closeWithReset() { close() }
 
+    /// Default for streams with no vectored path: an ordinary (copying) write.
+    public func writeBorrowing(_ bytes: UnsafeRawBufferPointer) { write(bytes) }
+
     public func write(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { write($0) }
     }
@@ -66,11 +75,23 @@ public protocol ByteStreamHandler: AnyObject {
 
     /// Final callback, exactly once; the stream then releases the handler.
     func streamDidClose(_ stream: any ByteStream)
+
+    /// Where the next read should land: a buffer of the handler's own, so bytes arrive where
+    /// it would otherwise copy them (the free tail of a tunnel stream's send buffer), or nil
+    /// for the stream's shared read buffer. The bytes then come to `streamDidRead` in that
+    /// buffer; a read that brings none is reported with `streamDidNotUseReadBuffer`.
+    /// Streams that cannot read into a caller's buffer never ask.
+    func streamReadBuffer(_ stream: any ByteStream) -> UnsafeMutableRawBufferPointer?
+
+    /// The buffer from `streamReadBuffer` received nothing (no data yet, end of stream, error).
+    func streamDidNotUseReadBuffer(_ stream: any ByteStream)
 }
 
 extension ByteStreamHandler {
     public func streamDidFail(_ stream: any ByteStream, _ error: StreamError) {}
     public func streamDidDrain(_ stream: any ByteStream) {}
+    public func streamReadBuffer(_ stream: any ByteStream) -> UnsafeMutableRawBufferPointer? { nil }
+    public func streamDidNotUseReadBuffer(_ stream: any ByteStream) {}
 }
 
 /// Why a stream failed.

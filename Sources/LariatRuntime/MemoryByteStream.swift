@@ -232,8 +232,13 @@ public final class MemoryByteStream: LoopHandleOwner, ByteStream {
         // The handler may have been replaced or reading paused by the drain callback.
         guard wantsReading, let reader = handlerOwner else { return }
         if !inbound.isEmpty {
-            let count = min(readChunkBytes, inbound.count)
-            let buffer = loop.readBuffer
+            var count = min(readChunkBytes, inbound.count)
+            // A handler's own buffer (`streamReadBuffer`), as a socket read would use it.
+            var buffer = loop.readBuffer
+            if let own = reader.streamReadBuffer(self), let base = own.baseAddress, own.count > 0 {
+                buffer = base
+                count = min(count, own.count)
+            }
             buffer.copyMemory(from: inbound.readable.baseAddress!, byteCount: count)
             inbound.consume(count)
             bytesReceived &+= UInt64(count)

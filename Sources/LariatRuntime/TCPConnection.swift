@@ -7,7 +7,8 @@ import Glibc
 ///
 /// Read path: libuv reads into the loop's one preallocated 256 KiB buffer (`UVLoop.readBuffer`),
 /// which is handed to the handler as an `UnsafeRawBufferPointer`: reading allocates nothing, and
-/// an idle connection holds no read buffer.
+/// an idle connection holds no read buffer. A handler may instead offer a buffer of its own
+/// (`streamReadBuffer`): a tunnel stream's bridge offers its send buffer, which saves a copy.
 ///
 /// Write path: `uv_try_write` first (on a healthy socket the kernel takes everything, no copy).
 /// Only the remainder is copied into a backlog and sent by a single preallocated `uv_write_t`.
@@ -30,6 +31,14 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
 
     private var inFlight = ByteQueue()
     private var backlog = ByteQueue()
+    /// Borrowed writes (`writeBorrowing`) not yet offered to the kernel: iovecs into the
+    /// caller's buffer, sent together by `sendBorrowed`. Allocated on the first borrowed write.
+    private var borrowed: UnsafeMutablePointer<uv_buf_t>?
+    private var borrowedCount = 0
+    private var borrowedBytes = 0
+    /// Iovecs held at most; one more borrowed write sends them first. A 256 KiB tunnel read
+    /// carries at most sixteen 16 KiB DATA frames for one target.
+    static let maxBorrowedWrites = 16
     private var writeInFlight = false
     /// Registered with the loop's `WriteBatch`: the backlog waits for the batch to end.
     private var inWriteBatch = false
@@ -41,6 +50,8 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
     private var wantsReading = false
     private var isReading = false
     private var receivedEOF = false
+    /// The read libuv is doing now lands in the handler's buffer (`streamReadBuffer`).
+    private var readsIntoHandlerBuffer = false
 
     /// Keeps the handler alive; `handler` is what the hot path calls (no optional, no ARC).
     /// Invariant: `handler` is `handlerOwner` or the shared detached handler.
@@ -82,11 +93,12 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
         writeRequest.deallocate()
         shutdownRequest.deallocate()
         connectRequest.deallocate()
+        borrowed?.deallocate()
     }
 
     public var isClosed: Bool { state == .closing || state == .closed }
 
-    public var bufferedWriteBytes: Int { inFlight.count + backlog.count }
+    public var bufferedWriteBytes: Int { inFlight.count + backlog.count + borrowedBytes }
     /// Memory held for queued writes (what an idle connection should not keep).
     var writeQueueAllocatedBytes: Int { inFlight.allocatedBytes + backlog.allocatedBytes }
 
@@ -106,11 +118,11 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
     }
 
     /// True for an open connection nobody has started or written to: safe to `detach()`.
-    var isUntouched: Bool { state == .open && handlerOwner == nil && !writeInFlight && backlog.isEmpty }
+    var isUntouched: Bool { state == .open && handlerOwner == nil && !writeInFlight && backlog.isEmpty && borrowedCount == 0 }
 
     /// True for an open connection with nothing waiting for the kernel and no half-close
     /// sent: its socket can move to another loop as it is (`detachForMigration`).
-    var isQuiescent: Bool { state == .open && !writeInFlight && backlog.isEmpty && writeSide == .open }
+    var isQuiescent: Bool { state == .open && !writeInFlight && backlog.isEmpty && borrowedCount == 0 && writeSide == .open }
 
     /// Closes this handle while a duplicate of its socket lives on elsewhere: no shutdown, and
     /// no further callback to the handler, not even `streamDidClose`. The handler and
@@ -215,12 +227,19 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
     private func startReadingIfPossible() {
         guard state == .open, wantsReading, !isReading, !receivedEOF, handlerOwner != nil else { return }
         let rc = uv_read_start(handle.asStream, { stream, _, buf in
-            // alloc_cb: always the loop's shared read buffer.
+            // alloc_cb: the handler's own buffer if it offers one, else the loop's shared one.
             withContext(stream.unsafelyUnwrapped.pointee.data, as: TCPConnection.self) { connection in
-                buf.unsafelyUnwrapped.pointee = makeUVBuf(connection.loop.readBuffer, UVLoop.readBufferSize)
+                if let own = connection.handler.streamReadBuffer(connection), let base = own.baseAddress, own.count > 0 {
+                    connection.readsIntoHandlerBuffer = true
+                    buf.unsafelyUnwrapped.pointee = makeUVBuf(base, own.count)
+                } else {
+                    buf.unsafelyUnwrapped.pointee = makeUVBuf(connection.loop.readBuffer, UVLoop.readBufferSize)
+                }
             }
-        }, { stream, nread, _ in
-            withContext(stream.unsafelyUnwrapped.pointee.data, as: TCPConnection.self) { $0.didRead(nread) }
+        }, { stream, nread, buf in
+            withContext(stream.unsafelyUnwrapped.pointee.data, as: TCPConnection.self) {
+                $0.didRead(nread, into: UnsafeRawPointer(buf.unsafelyUnwrapped.pointee.base))
+            }
         })
         if rc < 0 {
             fail(UVError(code: rc, operation: "read_start"))
@@ -230,15 +249,20 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
     }
 
     @inline(__always)
-    private func didRead(_ nread: Int) {
+    private func didRead(_ nread: Int, into base: UnsafeRawPointer?) {
         if nread > 0 {
+            readsIntoHandlerBuffer = false
             bytesReceived &+= UInt64(nread)
             let batch = loop.writeBatch
             batch.begin()
-            handler.streamDidRead(self, UnsafeRawBufferPointer(start: loop.readBuffer, count: nread))
+            handler.streamDidRead(self, UnsafeRawBufferPointer(start: base, count: nread))
             batch.end()
             if retiredHandler != nil { retiredHandler = nil }
             return
+        }
+        if readsIntoHandlerBuffer {
+            readsIntoHandlerBuffer = false
+            handler.streamDidNotUseReadBuffer(self)
         }
         if nread == 0 { return }  // EAGAIN: libuv just returns the buffer
         isReading = false
@@ -255,6 +279,8 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
 
     public func write(_ bytes: UnsafeRawBufferPointer) {
         guard state == .open, writeSide == .open, let base = bytes.baseAddress, bytes.count > 0 else { return }
+        if borrowedCount > 0 { sendBorrowed(notifyingDrain: false) }  // they were written first
+        guard state == .open else { return }
         if !writeInFlight && loop.writeBatch.isOpen {
             if inWriteBatch {
                 backlog.append(bytes)
@@ -281,6 +307,69 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
         }
         backlog.append(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
         if !writeInFlight { submitBacklog() }
+    }
+
+    /// Receivers that deliver slices of their input (the tunnel's DATA payloads) write here:
+    /// inside a read callback nothing is copied — the slices wait as iovecs and leave together
+    /// in one vectored `uv_try_write` when the caller flushes (`UVLoop.flushBorrowedWrites`) or
+    /// the callback ends; only what the kernel does not take is copied into the backlog.
+    /// (Coalescing by copying cost the receiving side 3.3 % of its CPU in a bulk profile.)
+    public func writeBorrowing(_ bytes: UnsafeRawBufferPointer) {
+        guard state == .open, writeSide == .open, let base = bytes.baseAddress, bytes.count > 0 else { return }
+        guard loop.writeBatch.isOpen, !writeInFlight, backlog.isEmpty else {
+            write(bytes)
+            return
+        }
+        if borrowedCount == Self.maxBorrowedWrites { sendBorrowed(notifyingDrain: false) }
+        guard state == .open, !writeInFlight, backlog.isEmpty else {
+            write(bytes)
+            return
+        }
+        if borrowedCount == 0 {
+            if borrowed == nil { borrowed = .allocate(capacity: Self.maxBorrowedWrites) }
+            loop.writeBatch.addBorrowing(self)
+        }
+        borrowed.unsafelyUnwrapped[borrowedCount] = makeUVBuf(UnsafeMutableRawPointer(mutating: base), bytes.count)
+        borrowedCount += 1
+        borrowedBytes += bytes.count
+    }
+
+    /// Offers the borrowed writes to the kernel in one call and copies what it did not take
+    /// into the backlog; then the caller's memory is free again. Inside a write call no drain
+    /// is reported: the handler could write from it, ahead of the bytes being written.
+    func sendBorrowed(notifyingDrain: Bool = true) {
+        let count = borrowedCount
+        guard count > 0, let iovecs = borrowed else { return }
+        let total = borrowedBytes
+        borrowedCount = 0
+        borrowedBytes = 0
+        guard state == .open else { return }
+        var sent = 0
+        if !writeInFlight && backlog.isEmpty {
+            let n = uv_try_write(handle.asStream, iovecs, UInt32(count))
+            if n >= 0 {
+                sent = Int(n)
+                bytesSent &+= UInt64(n)
+            } else if n != UV_EAGAIN.rawValue {
+                fail(UVError(code: n, operation: "write"))
+                return
+            }
+        }
+        if sent < total {
+            var skip = sent
+            for i in 0..<count {
+                let length = Int(iovecs[i].len)
+                if skip >= length { skip -= length; continue }
+                let start = UnsafeRawPointer(iovecs[i].base!) + skip
+                backlog.append(UnsafeRawBufferPointer(start: start, count: length - skip))
+                skip = 0
+            }
+            if !writeInFlight && !inWriteBatch { submitBacklog() }
+            return
+        }
+        if writeSide == .shutdownPending { sendShutdown() }
+        // The writer saw these bytes as buffered; tell it they are gone, as a queued write would.
+        if notifyingDrain { handler.streamDidDrain(self) }
     }
 
     /// `uv_try_write` of `bytes` (non-empty): the count the kernel took, or a negative libuv error.
@@ -349,8 +438,9 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
     public func shutdownWrite() {
         guard state == .open, writeSide == .open else { return }
         writeSide = .shutdownPending
-        // Else it follows the backlog: submitBacklog() or the write batch's flush sends it.
-        if backlog.isEmpty { sendShutdown() }
+        // Else it follows the backlog: submitBacklog(), the write batch's flush or
+        // sendBorrowed() sends it.
+        if backlog.isEmpty && borrowedCount == 0 { sendShutdown() }
     }
 
     private func sendShutdown() {
@@ -375,6 +465,7 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
         // Writes coalesced in the current read callback have not been offered to the kernel
         // yet; a plain close must not drop what an immediate write would have sent (a final
         // record, a TLS close_notify). One last attempt, without waiting.
+        if borrowedCount > 0 { sendBorrowed(notifyingDrain: false) }
         if inWriteBatch && !writeInFlight && !backlog.isEmpty { _ = tryWrite(backlog.readable) }
         state = .closing
         isReading = false

@@ -26,6 +26,11 @@ public final class UVLoop: Sendable {
     public static let readBufferSize = 256 * 1024
     /// Coalesces the writes a read callback makes (see `WriteBatch`). Loop thread only.
     nonisolated(unsafe) let writeBatch = WriteBatch()
+
+    /// Sends the borrowed writes (`ByteStream.writeBorrowing`) of every stream on this loop, so
+    /// the buffer they point into may be reused. Loop thread only.
+    public func flushBorrowedWrites() { writeBatch.flushBorrowed() }
+
     /// pthread id of the thread inside `run()`, 0 when not running.
     private let runningThread = Atomic<UInt>(0)
     private let closed = Atomic<Bool>(false)

@@ -5,19 +5,24 @@
 /// Why: one socket read fans out into many small writes — a 256 KiB TLS read holds sixteen
 /// DATA frames for the target, a WINDOW_UPDATE and a PONG for the tunnel. A syscall for each
 /// means a wake-up of the reader on the other end for each; on a loaded machine those
-/// context switches, not the copies, were most of the tunnel's CPU. The extra copy into the
-/// backlog is cheap next to them. Nothing waits longer than the callback that wrote it.
+/// context switches, not the copies, were most of the tunnel's CPU. Nothing waits longer than
+/// the callback that wrote it. The copy into the backlog is avoided for borrowed writes
+/// (`TCPConnection.writeBorrowing`): their iovecs wait here and leave in one vectored write.
 ///
 /// Loop thread only. Batches nest (a depth count); only the outermost end flushes.
 final class WriteBatch {
     private var depth = 0
     private var touched: [TCPConnection] = []
+    /// Connections holding borrowed writes (`TCPConnection.writeBorrowing`): their iovecs
+    /// point into a caller's buffer, so they are sent before that buffer is reused.
+    private var borrowing: [TCPConnection] = []
     /// The round being flushed; kept so neither array reallocates between batches.
     private var flushing: [TCPConnection] = []
 
     init() {
         touched.reserveCapacity(16)
         flushing.reserveCapacity(16)
+        borrowing.reserveCapacity(16)
     }
 
     var isOpen: Bool { depth > 0 }
@@ -28,11 +33,31 @@ final class WriteBatch {
     @inline(__always)
     func end() {
         depth -= 1
-        if depth == 0 && !touched.isEmpty { flush() }
+        if depth == 0 {
+            if !borrowing.isEmpty { flushBorrowed() }  // a caller that never flushed: still valid here
+            if !touched.isEmpty { flush() }
+        }
     }
 
     /// Called by a connection the first time it defers a write in this batch.
     func add(_ connection: TCPConnection) { touched.append(connection) }
+
+    /// Called by a connection when it takes its first borrowed write.
+    func addBorrowing(_ connection: TCPConnection) { borrowing.append(connection) }
+
+    /// Sends every borrowed write now (one vectored `uv_try_write` per connection; the rest is
+    /// copied into its backlog), so the caller may reuse the memory they pointed into.
+    func flushBorrowed() {
+        var i = 0
+        // A drain callback may borrow again (rare): those connections join the list and are
+        // flushed in the same pass.
+        while i < borrowing.count {
+            let connection = borrowing[i]
+            i += 1
+            connection.sendBorrowed()
+        }
+        borrowing.removeAll(keepingCapacity: true)
+    }
 
     private func flush() {
         // Flushing runs drain callbacks, which usually write again (the tunnel produces its

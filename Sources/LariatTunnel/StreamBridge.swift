@@ -35,6 +35,12 @@ public final class StreamBridge: ByteStreamHandler {
     /// send space). Reading stays paused until they are queued; empty on the usual path.
     private var overflow: [UInt8] = []
     private var finishAfterOverflow = false
+    /// The send-buffer tail offered as the socket's read buffer (`streamReadBuffer`), until
+    /// the read it was offered for completes.
+    private var offeredTail: UnsafeMutableRawPointer?
+    /// Less contiguous room than this (the ring about to wrap) is not offered: the read then
+    /// goes to the loop's large buffer and is copied, rather than becoming a small read.
+    static let minimumInPlaceRead = 16 * 1024
 
     init(tunnel: TunnelConnection, id: UInt32, connection: any ByteStream) {
         self.tunnel = tunnel
@@ -57,9 +63,11 @@ public final class StreamBridge: ByteStreamHandler {
         abort()
     }
 
-    func deliver(_ bytes: UnsafeRawBufferPointer) {
+    /// `borrowable`: `bytes` stay valid until the tunnel flushes borrowed writes at the end of
+    /// its read, so the socket may send them without copying (`writeBorrowing`).
+    func deliver(_ bytes: UnsafeRawBufferPointer, borrowable: Bool) {
         guard !closing else { tunnel.session.consumed(id, bytes.count); return }
-        connection.write(bytes)
+        if borrowable { connection.writeBorrowing(bytes) } else { connection.write(bytes) }
         bytesToConnection += bytes.count
         unacknowledged += bytes.count
         acknowledgeWritten()
@@ -116,7 +124,40 @@ public final class StreamBridge: ByteStreamHandler {
 
     // MARK: Socket side
 
+    public func streamReadBuffer(_ stream: any ByteStream) -> UnsafeMutableRawBufferPointer? {
+        guard !sessionDone, !closing, overflow.isEmpty else { return nil }
+        let tail = tunnel.session.sendTail(id)
+        guard tail.count >= Self.minimumInPlaceRead else {
+            tunnel.session.releaseSendTail(id)
+            return nil
+        }
+        offeredTail = tail.baseAddress
+        return tail
+    }
+
+    public func streamDidNotUseReadBuffer(_ stream: any ByteStream) {
+        guard offeredTail != nil else { return }
+        offeredTail = nil
+        tunnel.session.releaseSendTail(id)
+    }
+
     public func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) {
+        if let tail = offeredTail {
+            offeredTail = nil
+            if UnsafeRawPointer(tail) == bytes.baseAddress, !sessionDone {
+                // Read straight into the send buffer: only the count needs queueing.
+                bytesFromConnection += bytes.count
+                tunnel.withSession { session in
+                    session.commitSendTail(id, bytes.count)
+                    if session.isSendBufferFull(id) {
+                        readPaused = true
+                        connection.pauseReading()
+                    }
+                }
+                return
+            }
+            tunnel.session.releaseSendTail(id)
+        }
         guard !sessionDone else { return }
         bytesFromConnection += bytes.count
         tunnel.withSession { session in

@@ -28,12 +28,15 @@ extension TunnelConnectionDelegate {
 /// (TLS over TCP). It moves bytes between the stream and the session, and between the
 /// session's streams and their `StreamBridge`s. Loop-confined.
 ///
-/// Output path: the session's scheduler fills a 128 KiB buffer (after 14 bytes kept free for
-/// the WebSocket header), which goes out as one binary message. Production stops while the
+/// Output path: the session's scheduler fills a buffer (after 14 bytes kept free for the
+/// WebSocket header), which goes out as one binary message of at most 128 KiB. Production stops while the
 /// stream holds more than `outputHighWater` unsent bytes, so the scheduler — not a queue below
 /// it — decides what goes next; that is what bounds an interactive frame's wait.
-/// The chunk is large so that each syscall carries many TLS records: with 64 KiB chunks, 64 KiB
-/// of user data plus its framing left as a full chunk and then a 40-byte straggler.
+/// The chunk is large so that each syscall carries many TLS records, and a full chunk is exactly
+/// `outputChunk` bytes *with* its WebSocket header: 8 full 16 KiB TLS records. (Filling 128 KiB
+/// after the header sent a 10–14 byte ninth record with every chunk: one record in nine paid
+/// the per-record cost — an SSL_write, a GCM tag, OpenSSL's allocations, an SSL_read — for
+/// nothing. The last DATA frame of a chunk is simply cut shorter to fit.)
 public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
     public static let outputChunk = 128 * 1024
     public static let outputHighWater = 64 * 1024
@@ -203,8 +206,9 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
         // DATA sent now is stamped with the current time (liveness compares it with input).
         session.advanceClock(to: clock())
         let room = Self.webSocketHeaderRoom
+        let fullChunkPayload = Self.outputChunk - webSocketEncoder.headerLength(payloadLength: Self.outputChunk)
         while session.hasOutput, stream.bufferedWriteBytes < Self.outputHighWater, !stream.isClosed {
-            let n = session.produce(into: UnsafeMutableRawBufferPointer(rebasing: output[room...]))
+            let n = session.produce(into: UnsafeMutableRawBufferPointer(rebasing: output[room ..< room + fullChunkPayload]))
             if n == 0 { break }
             let start = webSocketEncoder.encodeFrame(opcode: .binary, buffer: output, payloadOffset: room, payloadLength: n)
             stream.write(UnsafeRawBufferPointer(rebasing: output[start..<(room + n)]))
@@ -245,7 +249,7 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
         bridges[stream]?.openFailed(code, message)
     }
     public func session(_ session: Session, streamData stream: UInt32, bytes: UnsafeRawBufferPointer) {
-        if let b = bridges[stream] { b.deliver(bytes) } else { session.consumed(stream, bytes.count) }
+        if let b = bridges[stream] { b.deliver(bytes, borrowable: session.deliveryIsInInput) } else { session.consumed(stream, bytes.count) }
     }
     public func session(_ session: Session, streamFinished stream: UInt32) { bridges[stream]?.peerFinished() }
     public func session(_ session: Session, streamReset stream: UInt32, code: ErrorCode, message: String) {
@@ -299,6 +303,9 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
         var input = UnsafeMutableRawBufferPointer(mutating: bytes)
         inSession += 1
         defer {
+            // DATA payloads went to the bridges as borrowed slices of `bytes`: they leave now,
+            // before the stream reuses its buffer.
+            loop.flushBorrowedWrites()
             inSession -= 1
             flush()
         }
