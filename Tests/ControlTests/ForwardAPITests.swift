@@ -97,6 +97,14 @@ import Testing
         invalid(f.create("f-again", by: f.admin, listen: "127.0.0.1:18080"), "spec.listen")
         let named = f.h.call("GET", "/v3/forwards/f-named", bearer: f.admin)
         #expect((named.json["spec"] as? [String: Any])?["port"] as? String == "http")
+        #expect((named.json["spec"] as? [String: Any])?["streamClass"] as? String == "bulk")
+
+        // The scheduling class: interactive or bulk, nothing else.
+        #expect(f.create("f-shell", by: f.admin, extra: #","streamClass":"interactive""#).status == 201)
+        let shell = f.h.call("GET", "/v3/forwards/f-shell", bearer: f.admin)
+        #expect((shell.json["spec"] as? [String: Any])?["streamClass"] as? String == "interactive")
+        let fast = f.create("f-fast", by: f.admin, extra: #","streamClass":"fast""#)
+        #expect((400...422).contains(fast.status) && fast.text.contains("streamClass"), "\(fast.text)")
     }
 
     @Test func theOwnerIsTheCreatorWhateverTheBodySays() throws {

@@ -396,6 +396,10 @@ class Lariat(Route):
         if self.iperf:
             self.iperf_port = free_port()
             args += ["--forward", f"127.0.0.1:{self.iperf_port}=local/127.0.0.1:{e.iperf_port}"]
+        # The same target through an interactive-class forward on the same tunnel: the
+        # head-of-line scenario times its round trips there too (issue #11: interactive streams).
+        self.interactive_port = free_port()
+        args += ["--forward", f"127.0.0.1:{self.interactive_port}=local/127.0.0.1:{target},interactive"]
         if not self.compression:
             args.append("--no-compression")
         self.hub_log = e.path(f"hub-{self.name}.log")
@@ -556,9 +560,18 @@ def measure_round(env, routes, cfg, rnd, samples, step, total, want):
 
 
 def measure_hol(env, route, s, rnd, samples, step, total, tag):
-    """Head-of-line: a 1-stream bulk download runs while 64 B round trips are timed."""
+    """Head-of-line: a 1-stream bulk download runs while 64 B round trips are timed; on a
+    lariat route a second time with the round trips on an interactive-class forward."""
     step += 1
     progress(f"[{step}/{total}] {tag} latency 64 B under bulk")
+    hol_once(env, route, s, rnd, samples, route.port, "bulk")
+    if getattr(route, "interactive_port", None):
+        progress(f"[{step}/{total}] {tag} latency 64 B (interactive forward) under bulk")
+        hol_once(env, route, s, rnd, samples, route.interactive_port, "bulk-interactive")
+    return step
+
+
+def hol_once(env, route, s, rnd, samples, latency_port, scenario):
     bulk = subprocess.Popen([env.bench.binary, "throughput", "--connect", f"127.0.0.1:{route.port}",
                              "--streams", "1", "--bytes", str(64 << 30), "--direction", "down",
                              "--seconds", str(s["hol_seconds"] + 0.5), "--json"],
@@ -567,7 +580,7 @@ def measure_hol(env, route, s, rnd, samples, step, total, tag):
     bulk._lb_group = True
     PROCS.append(bulk)
     time.sleep(0.25)
-    r = env.bench.latency(route.port, 64, int(s["hol_seconds"] * s["hol_rate"]), s["hol_seconds"],
+    r = env.bench.latency(latency_port, 64, int(s["hol_seconds"] * s["hol_rate"]), s["hol_seconds"],
                           rate=s["hol_rate"], warmup=5)
     try:
         bout, _ = bulk.communicate(timeout=s["hol_seconds"] + 15)
@@ -576,10 +589,9 @@ def measure_hol(env, route, s, rnd, samples, step, total, tag):
         bulk.kill()
         b = {"error": str(ex)}
     PROCS.remove(bulk)
-    r.update(round=rnd, route=route.name, kind="latency", scenario="bulk",
+    r.update(round=rnd, route=route.name, kind="latency", scenario=scenario,
              bulk_mib_per_s=b.get("mib_per_s"))
     samples.append(r)
-    return step
 
 
 # The floor's cipher part: the suite a TLS 1.3 tunnel negotiates, and the suite ssh -R uses here.

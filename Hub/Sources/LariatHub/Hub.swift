@@ -235,7 +235,8 @@ public final class Hub {
             let bound = workers[agent.worker]
             let description = "\(remote) → \(spec)"
             bound.loop.execute {
-                bound.value.forward(socket, toTunnel: agent.key, target: spec.target, description: description, pending: ticket)
+                bound.value.forward(socket, toTunnel: agent.key, target: spec.target, streamClass: spec.streamClass,
+                                    description: description, pending: ticket)
             }
         }
         logger.info("forwarding \(spec.listenHost):\(l.port) to \(spec.target) in cluster \"\(spec.cluster)\" (--forward: no authentication or audit, for local testing; Forward objects are the authorized kind)")

@@ -77,15 +77,29 @@ public struct ForwardSpec: Sendable, Equatable, CustomStringConvertible {
     public var listenPort: Int
     public var cluster: String
     public var target: String
+    /// Scheduling class of the connections in the tunnel (`,interactive` after the target).
+    public var streamClass: StreamClass
 
-    public init(listenHost: String, listenPort: Int, cluster: String, target: String) {
+    public init(listenHost: String, listenPort: Int, cluster: String, target: String, streamClass: StreamClass = .bulk) {
         self.listenHost = listenHost
         self.listenPort = listenPort
         self.cluster = cluster
         self.target = target
+        self.streamClass = streamClass
     }
 
-    public init?(parsing s: String) {
+    /// `LISTEN_HOST:PORT=CLUSTER/TARGET[,interactive|,bulk]`.
+    public init?(parsing text: String) {
+        var s = Substring(text)
+        var streamClass = StreamClass.bulk
+        if let comma = s.lastIndex(of: ",") {
+            switch s[s.index(after: comma)...] {
+            case "interactive": streamClass = .interactive
+            case "bulk": streamClass = .bulk
+            default: return nil
+            }
+            s = s[..<comma]
+        }
         guard let eq = s.firstIndex(of: "=") else { return nil }
         let listen = s[..<eq]
         let rest = s[s.index(after: eq)...]
@@ -101,8 +115,10 @@ public struct ForwardSpec: Sendable, Equatable, CustomStringConvertible {
             guard TunnelTarget.hostPort(target) != nil else { return nil }
             target = "tcp:" + target
         }
-        self.init(listenHost: host, listenPort: port, cluster: cluster, target: target)
+        self.init(listenHost: host, listenPort: port, cluster: cluster, target: target, streamClass: streamClass)
     }
 
-    public var description: String { "\(listenHost):\(listenPort)=\(cluster)/\(target)" }
+    public var description: String {
+        "\(listenHost):\(listenPort)=\(cluster)/\(target)" + (streamClass == .interactive ? ",interactive" : "")
+    }
 }

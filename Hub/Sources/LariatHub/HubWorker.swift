@@ -157,8 +157,8 @@ final class HubWorker: TunnelConnectionDelegate {
     /// once how it went (bytes each way, or why it failed), for audit lines. `pending` (a forward
     /// listener's count of unanswered connections) is given back once the agent answers the
     /// OPEN, or the connection fails or closes first.
-    func forward(_ socket: DetachedSocket, toTunnel key: UInt64, target: String, description: String,
-                 pending: ForwardAcceptTicket? = nil, ended: ((ForwardedConnectionEnd) -> Void)? = nil) {
+    func forward(_ socket: DetachedSocket, toTunnel key: UInt64, target: String, streamClass: StreamClass = .bulk,
+                 description: String, pending: ForwardAcceptTicket? = nil, ended: ((ForwardedConnectionEnd) -> Void)? = nil) {
         // Every way out but a stream still waiting for its answer gives the place back.
         var answered = true
         defer { if answered { pending?.release() } }
@@ -177,7 +177,7 @@ final class HubWorker: TunnelConnectionDelegate {
         let hold = hub.configuration.limits.unhealthyAgentHoldMilliseconds
         var failure: String?
         do {
-            let bridge = try tunnel.openBridged(target: target, streamClass: .bulk, connection: connection) { [hub, loop] code, message in
+            let bridge = try tunnel.openBridged(target: target, streamClass: streamClass, connection: connection) { [hub, loop] code, message in
                 hub.logger.warning("forward \(description) via \(tunnel.label): \(code.name): \(message.logQuoted)")
                 failure = "\(code.name): \(message)"
                 if code == .timeout {

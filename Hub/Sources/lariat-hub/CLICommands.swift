@@ -297,6 +297,8 @@ struct ForwardCommand: ParsableCommand {
         @Option(name: .long, help: "IP:PORT the hub listens on (port 0: the hub picks). Without it, no listener.")
         var listen: String?
         @Option(name: .long) var description: String = ""
+        @Option(name: .long, help: "bulk (default) or interactive: interactive connections (shells, database consoles) go ahead of bulk transfers in the tunnel.")
+        var streamClass: Forward.StreamClass = .bulk
         @Option(name: .long, help: "Seconds to wait for the listener's address.") var wait: Double = 10
 
         func run() throws {
@@ -304,11 +306,12 @@ struct ForwardCommand: ParsableCommand {
             struct Meta: Encodable { var name: String }
             struct Spec: Encodable {
                 var clusterName: String, namespace: String, service: String, port: Forward.Port, listen: String?, description: String
+                var streamClass: Forward.StreamClass
             }
             struct Body: Encodable { var metadata: Meta; var spec: Spec }
             try cli.call("POST", "/v3/forwards", body: Body(metadata: Meta(name: name), spec: Spec(
                 clusterName: cluster, namespace: namespace, service: service, port: Forward.Port(parsing: port),
-                listen: listen, description: description)))
+                listen: listen, description: description, streamClass: streamClass)))
             guard listen != nil else {
                 print("created forward \(name) (no listener)")
                 return
@@ -353,3 +356,5 @@ struct ForwardCommand: ParsableCommand {
         }
     }
 }
+
+extension Forward.StreamClass: ExpressibleByArgument {}

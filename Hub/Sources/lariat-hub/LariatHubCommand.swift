@@ -53,7 +53,7 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Extra DNS name or IP for the serving certificate (repeatable).")
     var serverName: [String] = []
 
-    @Option(name: .long, help: "For local testing only: forward LISTEN_HOST:PORT=CLUSTER/TARGET (TARGET: HOST:PORT, k8s-api, svc:NS/NAME:PORT) with no authentication or audit, so anyone who reaches the port reaches the target. Repeatable. Use `lariat-hub forward create` (authorized, audited) for anything else.")
+    @Option(name: .long, help: "For local testing only: forward LISTEN_HOST:PORT=CLUSTER/TARGET[,interactive] (TARGET: HOST:PORT, k8s-api, svc:NS/NAME:PORT; ',interactive' schedules its connections ahead of bulk ones in the tunnel) with no authentication or audit, so anyone who reaches the port reaches the target. Repeatable. Use `lariat-hub forward create` (authorized, audited) for anything else.")
     var forward: [String] = []
 
     @Option(name: .long, help: "Connections a forward listener holds that the agent has not answered yet; at this many it stops accepting and later clients wait in the listen backlog.")
@@ -197,7 +197,7 @@ struct Serve: ParsableCommand {
         config.session.openQueueTimeoutNanos = UInt64(openQueueTimeout * 1e9)
         for f in forward {
             guard let spec = ForwardSpec(parsing: f) else {
-                throw ValidationError("--forward must be LISTEN_HOST:PORT=CLUSTER/TARGET, got \"\(f)\"")
+                throw ValidationError("--forward must be LISTEN_HOST:PORT=CLUSTER/TARGET[,interactive], got \"\(f)\"")
             }
             config.forwards.append(spec)
         }

@@ -45,6 +45,14 @@ public enum Forward: Resource {
         }
     }
 
+    /// How the tunnel schedules a forward's connections: `interactive` (shells, database
+    /// consoles: small round trips that must not queue behind a bulk transfer on the same
+    /// tunnel) goes before `bulk` (the default: copies, backups, streams).
+    public enum StreamClass: String, Codable, Sendable, Equatable, CaseIterable {
+        case bulk
+        case interactive
+    }
+
     public struct Spec: Codable, Sendable, Equatable {
         public var clusterName: String
         public var namespace: String
@@ -58,9 +66,11 @@ public enum Forward: Resource {
         /// client. Connections are authorized against this user's rights.
         public var ownerName: String
         public var description: String
+        /// Scheduling class of the forward's connections in the tunnel; absent: bulk.
+        public var streamClass: StreamClass
 
         public init(clusterName: String, namespace: String, service: String, port: Port, listen: String? = nil,
-                    ownerName: String = "", description: String = "") {
+                    ownerName: String = "", description: String = "", streamClass: StreamClass = .bulk) {
             self.clusterName = clusterName
             self.namespace = namespace
             self.service = service
@@ -68,6 +78,7 @@ public enum Forward: Resource {
             self.listen = listen
             self.ownerName = ownerName
             self.description = description
+            self.streamClass = streamClass
         }
 
         public init(from decoder: any Decoder) throws {
@@ -79,6 +90,7 @@ public enum Forward: Resource {
             listen = try c.decodeIfPresent(String.self, forKey: .listen)
             ownerName = try c.decodeIfPresent(String.self, forKey: .ownerName) ?? ""
             description = try c.decodeIfPresent(String.self, forKey: .description) ?? ""
+            streamClass = try c.decodeIfPresent(StreamClass.self, forKey: .streamClass) ?? .bulk
         }
     }
 

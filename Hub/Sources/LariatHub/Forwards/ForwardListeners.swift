@@ -125,7 +125,9 @@ final class ForwardListeners {
         let description = "\(source) → forward \(name.logQuoted) (\(target) in cluster \(spec.clusterName.logQuoted))"
         let base = event
         worker.loop.execute {
-            worker.value.forward(socket, toTunnel: agent.key, target: target, description: description, pending: pending) { end in
+            worker.value.forward(socket, toTunnel: agent.key, target: target,
+                                 streamClass: spec.streamClass == .interactive ? .interactive : .bulk,
+                                 description: description, pending: pending) { end in
                 var e = base
                 e.bytesIn = end.bytesIn
                 e.bytesOut = end.bytesOut
