@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -173,6 +174,13 @@ def descendants(pid):
 
 def tree_cpu(pid):
     return proc_cpu(pid) + sum(proc_cpu(c) for c in descendants(pid))
+
+
+def waited_children_cpu():
+    """User+system seconds of this script's children that have exited and been waited for
+    (each lariat-bench client run ends that way)."""
+    u = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return u.ru_utime + u.ru_stime
 
 
 def rss_kib(pid, field="VmRSS"):
@@ -515,11 +523,16 @@ def measure_round(env, routes, cfg, rnd, samples, step, total, want):
             step += 1
             progress(f"[{step}/{total}] {tag} throughput {direction} x{streams} {data}")
             before = route.cpu()
+            # The load generator's own CPU (the client run, and the shared target): with it, what
+            # a relay at the floor could reach on this machine follows (report.py, CPU floor).
+            gen_before = waited_children_cpu() + proc_cpu(env.target.pid)
             r = env.bench.throughput(route.port, streams, direction, data, s["tput_seconds"], s["tput_bytes"])
             time.sleep(0.1)  # let forked relays (socat, sshd) exit and be reaped into c*time
             after = route.cpu()
+            gen_after = waited_children_cpu() + proc_cpu(env.target.pid)
             r.update(round=rnd, route=route.name, kind="throughput",
-                     cpu_s={k: round(after[k] - before[k], 3) for k in after})
+                     cpu_s={k: round(after[k] - before[k], 3) for k in after},
+                     generator_cpu_s=round(gen_after - gen_before, 3))
             samples.append(r)
             if r.get("error"):
                 log(f"{route.name} throughput {direction} x{streams}: {r['error']}")

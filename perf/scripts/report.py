@@ -171,6 +171,42 @@ def floor_section(run, lines):
                      f"{cell(floor_multiple(run, route), 2)} | {cell(floor_multiple(run, route, 'aes-128-gcm'), 2)} |")
     lines.append(f"\nTarget (issue #11): lariat hub + agent ≤ {FLOOR_TARGET}× the floor. ssh -R aes128-gcm runs "
                  "AES-128-GCM, so its own floor is the last column; socat and stunnel are listed for scale.")
+    ceiling_section(run, lines, fl)
+
+
+def generator_cpu_per_gb(run, route):
+    """{round: CPU-s per GB of the load generator (client + target) over the route's random runs}."""
+    out = {}
+    for r in run.rounds:
+        ss = [s for s in run.pick(route=route, kind="throughput", round=r)
+              if s.get("data") == "random" and s.get("bytes") and s.get("generator_cpu_s") is not None]
+        total = sum(s["bytes"] for s in ss)
+        if total:
+            out[r] = sum(s["generator_cpu_s"] for s in ss) / (total / 1e9)
+    return out
+
+
+def ceiling_section(run, lines, floor):
+    """What a relay costing exactly the floor could move, relative to ssh -R, when the machine's
+    cores are the limit: throughput × (relay + generator CPU per GB) = cores busy, so at the
+    same cores busy the ratio is (ssh's relay + generator) ÷ (floor + generator)."""
+    ssh = {r: sum(v.values()) for r, v in run.cpu_per_gb(TARGET_REF, data="random").items()}
+    gen = generator_cpu_per_gb(run, TARGET_REF)
+    rounds = [r for r in ssh if r in gen and r in floor]
+    if not rounds:
+        return
+    ceiling = [(ssh[r] + gen[r]) / (floor[r] + gen[r]) for r in rounds]
+    busy = []
+    for r in rounds:
+        ss = [s for s in run.pick(route=TARGET_REF, kind="throughput", round=r) if s.get("data") == "random" and s.get("bytes")]
+        secs = sum(s.get("seconds") or 0 for s in ss)
+        if secs:
+            busy.append(sum(sum((s.get("cpu_s") or {}).values()) + (s.get("generator_cpu_s") or 0) for s in ss) / secs)
+    lines.append(f"\nCeiling for the throughput target: the load generator (lariat-bench client and target) used "
+                 f"{cell(list(gen.values()), 2)} CPU-s/GB on the ssh -R route, whose runs kept "
+                 f"{cell(busy, 2)} of the {os.cpu_count()} cores busy (relay + generator). With the cores the limit, a relay "
+                 f"that cost exactly the floor would move **{cell(ceiling, 2)}×** ssh -R aes128-gcm's bytes "
+                 "((ssh relay + generator) ÷ (floor + generator), per round).")
 
 
 def iperf_tput(run, route, direction, streams):
