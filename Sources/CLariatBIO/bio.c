@@ -7,11 +7,20 @@
 /// A buffer above LARIAT_BIO_LARGE is given back after LARIAT_BIO_LIGHT_USES uses in a row that
 /// each needed under an eighth of it: a tunnel whose traffic turned light (idle after a
 /// transfer) returns the memory, while a busy one — even with PONGs between its 128 KiB
-/// chunks — keeps reusing its buffer without touching the allocator.
+/// chunks — keeps reusing its buffer without touching the allocator. With `release_when_empty`
+/// (light traffic, see TLSConnection) every buffer is given back as soon as it empties.
 #define LARIAT_BIO_LARGE (64 * 1024)
 #define LARIAT_BIO_LIGHT_USES 8
 
-static void release_if_light(unsigned char **buf, size_t *cap, unsigned *light, size_t used) {
+static void release_if_light(const lariat_bio_buffers *b, unsigned char **buf, size_t *cap, unsigned *light,
+                             size_t used) {
+    if (b->release_when_empty) {
+        free(*buf);
+        *buf = NULL;
+        *cap = 0;
+        *light = 0;
+        return;
+    }
     if (*cap <= LARIAT_BIO_LARGE) return;
     if (used >= *cap / 8) {
         *light = 0;
@@ -58,7 +67,7 @@ static int lariat_read(BIO *bio, char *data, size_t len, size_t *readbytes) {
         b->kept_start += n;
         b->kept_len -= n;
         if (b->kept_len == 0) {
-            release_if_light(&b->kept, &b->kept_cap, &b->kept_light, b->kept_start);
+            release_if_light(b, &b->kept, &b->kept_cap, &b->kept_light, b->kept_start);
             b->kept_start = 0;
         }
     } else if (b->lent_len > 0) {
@@ -150,10 +159,26 @@ int lariat_bio_keep(lariat_bio_buffers *b) {
 
 void lariat_bio_sent(lariat_bio_buffers *b, size_t count) {
     if (count >= b->out_len) {
-        release_if_light(&b->out, &b->out_cap, &b->out_light, b->out_len);
+        release_if_light(b, &b->out, &b->out_cap, &b->out_light, b->out_len);
         b->out_len = 0;
         return;
     }
     memmove(b->out, b->out + count, b->out_len - count);
     b->out_len -= count;
+}
+
+void lariat_bio_release_empty(lariat_bio_buffers *b) {
+    if (b->kept_len == 0 && b->kept) {
+        free(b->kept);
+        b->kept = NULL;
+        b->kept_cap = 0;
+        b->kept_start = 0;
+        b->kept_light = 0;
+    }
+    if (b->out_len == 0 && b->out) {
+        free(b->out);
+        b->out = NULL;
+        b->out_cap = 0;
+        b->out_light = 0;
+    }
 }

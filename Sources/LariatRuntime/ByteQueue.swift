@@ -38,6 +38,7 @@ final class ByteQueue {
         reserveTail(bytes.count)
         (storage.unsafelyUnwrapped + tail).copyMemory(from: source, byteCount: bytes.count)
         tail += bytes.count
+        appendedSinceIdleCheck = true
     }
 
     func consume(_ n: Int) {
@@ -78,6 +79,27 @@ final class ByteQueue {
     static let largeCapacity = 64 * 1024
     static let lightUsesBeforeRelease = 8
     private var lightUses = 0
+
+    /// Set by `append`, cleared by `releaseStorageIfIdle`.
+    private var appendedSinceIdleCheck = false
+
+    /// Frees the storage if the queue is empty and nothing was appended since the previous call
+    /// (a caller calls this periodically: storage in use during the last period stays).
+    func releaseStorageIfIdle() {
+        defer { appendedSinceIdleCheck = false }
+        guard !appendedSinceIdleCheck, head == tail, storage != nil else { return }
+        releaseStorage()
+    }
+
+    /// Empties the queue and frees its storage, whatever its size.
+    func releaseStorage() {
+        head = 0
+        tail = 0
+        free(storage)
+        storage = nil
+        capacity = 0
+        lightUses = 0
+    }
 
     func removeAll() {
         head = 0

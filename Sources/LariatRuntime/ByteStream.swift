@@ -44,6 +44,11 @@ public protocol ByteStream: AnyObject {
 
     /// True from `close()` (or a fatal error) on.
     var isClosed: Bool { get }
+
+    /// Frees write buffers that hold nothing and were not needed since the previous call, if
+    /// the stream's traffic is light. For owners of long-lived, mostly idle streams (a tunnel
+    /// calls it once a second), so an idle connection keeps no buffer from a burst long past.
+    func releaseIdleBuffers()
 }
 
 extension ByteStream {
@@ -56,6 +61,9 @@ extension ByteStream {
     public func write(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { write($0) }
     }
+
+    /// Default for streams that hold no buffers worth freeing.
+    public func releaseIdleBuffers() {}
 }
 
 /// Receives a stream's events, on its loop thread.

@@ -102,6 +102,14 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
     /// Memory held for queued writes (what an idle connection should not keep).
     var writeQueueAllocatedBytes: Int { inFlight.allocatedBytes + backlog.allocatedBytes }
 
+    /// Frees the write queues' storage when empty and unused since the previous call: a
+    /// connection that coalesced one reply long ago (a tunnel's HTTP upgrade) keeps no 16 KiB
+    /// backlog for the rest of its life, while a busy one keeps its own.
+    public func releaseIdleBuffers() {
+        backlog.releaseStorageIfIdle()
+        inFlight.releaseStorageIfIdle()
+    }
+
     public var localAddress: SocketAddress? { SocketAddress.of(handle, peer: false) }
     public var remoteAddress: SocketAddress? { SocketAddress.of(handle, peer: true) }
 

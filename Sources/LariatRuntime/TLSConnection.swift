@@ -2,16 +2,35 @@
 /// plaintext with the same semantics: bytes in, write, backpressure, half-close, close.
 ///
 /// Data path: the engine decrypts straight from the transport's read buffer (only an unread
-/// tail is copied) into a per-connection plaintext buffer, which is handed to the handler;
-/// a write is encrypted a record (16 KiB) at a time into the engine's output buffer, and the
-/// whole of it goes to the transport in one write. Nothing is allocated per read or per write
-/// once the buffers have warmed up.
+/// tail is copied) into a plaintext buffer borrowed from the loop for the length of the read
+/// (`LoopBufferPool`), which is handed to the handler; a write is encrypted a record (16 KiB) at
+/// a time into the engine's output buffer, and the whole of it goes to the transport in one
+/// write. Nothing is allocated per read or per write once the buffers have warmed up.
+///
+/// Idle memory: OpenSSL's record buffers (about 17 KiB each way) and the BIO's are freed
+/// whenever they are empty while the connection's traffic is light (`SSL_MODE_RELEASE_BUFFERS`),
+/// and kept while it is busy, so an idle connection holds none and a transfer reallocates
+/// nothing per record. Busy: `busyBytes` moved in one burst (reads and writes less than
+/// `quietGapNanos` apart). Light again: `lightOperationsBeforeRelease` reads or writes in a row
+/// that each came after a quiet gap and started no such burst.
 ///
 /// Writes before the handshake completes are queued and sent right after it.
 public final class TLSConnection: ByteStream {
     static let plaintextBufferSize = 64 * 1024
     /// One full TLS record per SSL_write keeps records maximal and the write BIO small.
     static let recordSize = 16 * 1024
+    /// Plaintext moved in one burst that makes the connection busy (buffers kept): a record,
+    /// which a bulk transfer moves on nearly every read and write, and a compressible one (LZ4
+    /// frames of a few hundred bytes) within a few back-to-back calls; keystrokes, PINGs and
+    /// WINDOW updates stay far below.
+    static let busyBytes = recordSize
+    /// Reads and writes closer together than this belong to one burst. A tunnel's PING and its
+    /// PONG, a second apart from the next pair, are separate light operations.
+    static let quietGapNanos: UInt64 = 10_000_000
+    /// This many light operations in a row (each after a quiet gap, in no busy burst) mean the
+    /// traffic turned light: the buffers are freed, and from then on freed whenever empty. An
+    /// idle tunnel gets there within about ten seconds of PINGs.
+    static let lightOperationsBeforeRelease = 8
 
     public let transport: any ByteStream
     public let engine: TLSEngine
@@ -21,8 +40,13 @@ public final class TLSConnection: ByteStream {
     /// to inspect `engine.protocolVersion` or the peer chain. May close the connection.
     public var onHandshakeComplete: ((TLSConnection) -> Void)?
 
-    private let plaintext: UnsafeMutableRawBufferPointer
+    /// Where reads are decrypted to, borrowed per read (fetched on the loop's thread at first use).
+    private var plaintextPool: LoopBufferPool?
     private let earlyWrites = ByteQueue()
+    /// Light operations in a row, the current burst's bytes and when it last moved (`noteTraffic`).
+    private var lightOperations = 0
+    private var burstBytes = 0
+    private var lastTrafficAt: UInt64 = 0
 
     /// Same ownership scheme as TCPConnection: `handler` is `handlerOwner` or the detached one.
     private var handlerOwner: (any ByteStreamHandler)?
@@ -48,18 +72,15 @@ public final class TLSConnection: ByteStream {
     public init(transport: any ByteStream, context: TLSContext, serverName: String? = nil) throws(TLSError) {
         self.transport = transport
         engine = try TLSEngine(context: context, serverName: serverName)
-        plaintext = .allocate(byteCount: Self.plaintextBufferSize, alignment: 16)
+        // Connections start idle: the handshake's records are small, and most connections
+        // (idle agents, keep-alive clients) stay that way.
+        engine.releasesRecordBuffers = true
     }
 
     /// Continues a session that moved from another loop (`MigratingTLSConnection.adopt`).
     init(transport: TCPConnection, adoptedEngine: TLSEngine) {
         self.transport = transport
         engine = adoptedEngine
-        plaintext = .allocate(byteCount: Self.plaintextBufferSize, alignment: 16)
-    }
-
-    deinit {
-        plaintext.deallocate()
     }
 
     public var isClosed: Bool { closing }
@@ -137,7 +158,21 @@ public final class TLSConnection: ByteStream {
     private func processInbound() {
         guard !processing, !closing else { return }
         processing = true
-        defer { processing = false }
+        let pool: LoopBufferPool
+        if let p = plaintextPool { pool = p } else {
+            pool = loop.bufferPool(byteCount: Self.plaintextBufferSize)
+            plaintextPool = pool
+        }
+        let plaintext = pool.take()
+        var delivered = 0
+        defer {
+            // Slices of the plaintext written with `writeBorrowing` leave before the buffer
+            // goes back to the pool, where another connection of the loop may take it.
+            if delivered > 0 { loop.flushBorrowedWrites() }
+            pool.give(plaintext)
+            processing = false
+            if delivered > 0 && !migrated { noteTraffic(delivered) }
+        }
         var filled = 0
         do throws(TLSError) {
             if !engine.isHandshakeComplete {
@@ -160,6 +195,7 @@ public final class TLSConnection: ByteStream {
                     if plaintext.count - filled >= Self.recordSize { continue }
                 }
                 if filled > 0 {
+                    delivered += filled
                     handler.streamDidRead(self, UnsafeRawBufferPointer(rebasing: plaintext[..<filled]))
                     filled = 0
                 }
@@ -196,13 +232,14 @@ public final class TLSConnection: ByteStream {
         guard !closing else { return }
         if !earlyWrites.isEmpty {
             encrypt(earlyWrites.readable)
-            earlyWrites.removeAll()
+            earlyWrites.releaseStorage()  // never used again once the handshake is done
             if !closing && transport.bufferedWriteBytes == 0 { handler.streamDidDrain(self) }
         }
         if writeSide == .shutdownPending && !closing { sendCloseNotifyAndShutdown() }
     }
 
     private func encrypt(_ bytes: UnsafeRawBufferPointer) {
+        noteTraffic(bytes.count)
         var offset = 0
         while offset < bytes.count && !closing {
             let chunk = UnsafeRawBufferPointer(rebasing: bytes[offset..<min(bytes.count, offset + Self.recordSize)])
@@ -221,6 +258,30 @@ public final class TLSConnection: ByteStream {
             }
         }
         flushCiphertext()
+    }
+
+    /// While traffic is light (its own buffers then go as they empty), the transport's too.
+    public func releaseIdleBuffers() {
+        guard !closing, engine.releasesRecordBuffers else { return }
+        transport.releaseIdleBuffers()
+    }
+
+    /// Keeps the TLS buffers while traffic is heavy, frees them once it turned light (see
+    /// `busyBytes`). Once per read callback and per write: a clock read and a few comparisons;
+    /// the mode switches only when the traffic changes.
+    @inline(__always)
+    private func noteTraffic(_ count: Int) {
+        let now = UVLoop.now
+        let afterQuiet = now &- lastTrafficAt >= Self.quietGapNanos
+        lastTrafficAt = now
+        burstBytes = afterQuiet ? count : min(Self.busyBytes, burstBytes + count)
+        if burstBytes >= Self.busyBytes {
+            lightOperations = 0
+            if engine.releasesRecordBuffers { engine.releasesRecordBuffers = false }
+        } else if afterQuiet, !engine.releasesRecordBuffers {
+            lightOperations += 1
+            if lightOperations >= Self.lightOperationsBeforeRelease { engine.releasesRecordBuffers = true }
+        }
     }
 
     /// Hands every pending ciphertext byte to the transport (which sends or queues it).

@@ -148,8 +148,9 @@ public final class TLSContext: Sendable {
             throw TLSError.configuration("unsupported TLS version range")
         }
         _ = SSL_CTX_set_options(ctx, lariat_SSL_OP_ALL | lariat_SSL_OP_NO_COMPRESSION | lariat_SSL_OP_NO_RENEGOTIATION)
-        // Deliberately no SSL_MODE_RELEASE_BUFFERS: it frees and reallocates record buffers on
-        // every idle moment, trading a little memory for allocations on the data path.
+        // SSL_MODE_RELEASE_BUFFERS is not set here but per connection, by its traffic
+        // (`TLSEngine.releasesRecordBuffers`): set always, it reallocates record buffers on the
+        // data path; never set, every idle connection holds about 34 KiB of them.
         return ctx
     }
 }

@@ -100,6 +100,8 @@ public final class TLSEngine {
 
     /// Memory held for outgoing ciphertext (kept between writes, given back when traffic is light).
     var outputBufferCapacity: Int { buffers.pointee.out_cap }
+    /// Memory held for ciphertext input kept from earlier reads (a cut record's start).
+    var inputBufferCapacity: Int { buffers.pointee.kept_cap }
 
     /// The ciphertext waiting to be sent, in place; valid until the next engine call.
     public var pendingCiphertext: UnsafeRawBufferPointer {
@@ -173,6 +175,25 @@ public final class TLSEngine {
         if code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE { return 0 }
         hadFatalError = true
         throw TLSError.session(ssl, code: code, operation: "write", handshakeComplete: isHandshakeComplete)
+    }
+
+    /// Whether buffers are freed as soon as they are empty: OpenSSL's record buffers (about
+    /// 17 KiB for reading, as much for writing; `SSL_MODE_RELEASE_BUFFERS`) and our BIO's input
+    /// and output buffers. Nothing is then held while idle, at the price of a few allocations
+    /// per record. Turning it on frees what is empty now. `TLSConnection` switches it with the
+    /// traffic.
+    public var releasesRecordBuffers = false {
+        didSet {
+            guard releasesRecordBuffers != oldValue else { return }
+            buffers.pointee.release_when_empty = releasesRecordBuffers ? 1 : 0
+            if releasesRecordBuffers {
+                _ = lariat_SSL_set_mode(ssl, lariat_SSL_MODE_RELEASE_BUFFERS)
+                _ = SSL_free_buffers(ssl)  // refuses (harmlessly) while a record is half read
+                lariat_bio_release_empty(buffers)
+            } else {
+                _ = lariat_SSL_clear_mode(ssl, lariat_SSL_MODE_RELEASE_BUFFERS)
+            }
+        }
     }
 
     /// Queues a close_notify alert (drain it afterwards). Reading may continue.

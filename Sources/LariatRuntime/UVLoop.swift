@@ -35,6 +35,8 @@ public final class UVLoop: Sendable {
     private let runningThread = Atomic<UInt>(0)
     private let closed = Atomic<Bool>(false)
     private let thread = Mutex<pthread_t?>(nil)
+    /// Scratch buffers this loop's connections borrow, one pool per size. Loop thread only.
+    nonisolated(unsafe) private var bufferPools: [Int: LoopBufferPool] = [:]
 
     public init(name: String = "lariat-loop") {
         _ = Self.ignoreSIGPIPE
@@ -59,6 +61,16 @@ public final class UVLoop: Sendable {
     /// Monotonic clock in nanoseconds (`uv_hrtime`); fine for timeouts and latency.
     public var now: UInt64 { uv_hrtime() }
     public static var now: UInt64 { uv_hrtime() }
+
+    /// The pool of `byteCount`-byte scratch buffers shared by this loop's connections (created
+    /// on first request). Call on the loop's thread; callers keep the pool, not look it up per use.
+    public func bufferPool(byteCount: Int) -> LoopBufferPool {
+        assertConfined()
+        if let pool = bufferPools[byteCount] { return pool }
+        let pool = LoopBufferPool(byteCount: byteCount)
+        bufferPools[byteCount] = pool
+        return pool
+    }
 
     /// True when called from the thread currently running this loop.
     public var isInLoopThread: Bool { runningThread.load(ordering: .relaxed) == currentThreadID() }

@@ -71,7 +71,9 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
 
     private var webSocketDecoder: WebSocketDecoder
     private var webSocketEncoder: WebSocketEncoder
-    private let output: UnsafeMutableRawBufferPointer
+    /// Where `flush` builds its messages: a buffer borrowed from the loop for the length of
+    /// one flush (the stream copies what it is given), so an idle tunnel holds none.
+    private lazy var outputPool = loop.bufferPool(byteCount: Self.webSocketHeaderRoom + Self.outputChunk)
     private var bridges: [UInt32: StreamBridge] = [:]
     private var flushing = false
     private var inSession = 0
@@ -105,7 +107,6 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
         webSocketDecoder = WebSocketDecoder(role: wsRole, configuration: .init(
             maxFrameSize: 16 << 20, maxMessageSize: Int.max, validatesUTF8: false))
         webSocketEncoder = WebSocketEncoder(role: wsRole)
-        output = .allocate(byteCount: Self.webSocketHeaderRoom + Self.outputChunk, alignment: 16)
         session = Session(role: role, config: config, delegate: self, now: self.clock())
         stream.start(handler: self)
         let tick = UVTimer(loop: loop)
@@ -115,8 +116,6 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
         if let leftover, leftover.count > 0 { streamDidRead(stream, leftover) }
         flush()
     }
-
-    deinit { output.deallocate() }
 
     // MARK: Streams
 
@@ -180,6 +179,7 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
         session.tick(now: clock())
         inSession -= 1
         flush()
+        stream.releaseIdleBuffers()
     }
 
     /// Sends a PING now (its PONG raises `onRoundTrip`).
@@ -205,6 +205,9 @@ public final class TunnelConnection: ByteStreamHandler, SessionDelegate {
         flushing = true
         // DATA sent now is stamped with the current time (liveness compares it with input).
         session.advanceClock(to: clock())
+        let pool = outputPool
+        let output = pool.take()
+        defer { pool.give(output) }
         let room = Self.webSocketHeaderRoom
         let fullChunkPayload = Self.outputChunk - webSocketEncoder.headerLength(payloadLength: Self.outputChunk)
         while session.hasOutput, stream.bufferedWriteBytes < Self.outputHighWater, !stream.isClosed {

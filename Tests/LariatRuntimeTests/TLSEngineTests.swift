@@ -98,6 +98,26 @@ private final class EnginePair {
         #expect(pair.receivedByServer == message ? true : false)
     }
 
+    /// With `releasesRecordBuffers` (a light connection) the output buffer is freed after every
+    /// send and the input kept from a cut record after it is read, and records cut anywhere
+    /// still arrive whole, large ones included.
+    @Test func lightEnginesHoldNoBuffersBetweenRecords() throws {
+        let pair = try EnginePair(clientContext: TLSFixture.shared.client13)
+        pair.client.releasesRecordBuffers = true
+        pair.server.releasesRecordBuffers = true
+        try pair.handshake(chunk: 100)
+        var sent: [UInt8] = []
+        for (i, size) in [3, 5000, 128 * 1024, 40].enumerated() {
+            let message = pattern(size, seed: UInt8(i + 1))
+            sent += message
+            _ = try message.withUnsafeBytes { try pair.client.write($0) }
+            try pair.shuttle(from: pair.client, chunk: 1000)
+            #expect(pair.client.outputBufferCapacity == 0)
+            #expect(pair.server.inputBufferCapacity == 0)
+        }
+        #expect(pair.receivedByServer == sent ? true : false)
+    }
+
     /// The output buffer a 128 KiB write grew is reused while writes stay large — small ones in
     /// between do not free it — and given back after a run of small writes (a tunnel gone idle).
     @Test func aLargeOutputBufferIsGivenBackWhenTrafficTurnsLight() throws {

@@ -22,6 +22,9 @@ typedef struct lariat_bio_buffers {
     size_t out_len, out_cap;
     /// Uses in a row that needed under an eighth of a large buffer (see bio.c).
     unsigned kept_light, out_light;
+    /// Non-zero: `kept` and `out` are freed whenever they empty, whatever their size (the
+    /// connection's traffic is light; an idle one then holds neither).
+    int release_when_empty;
 } lariat_bio_buffers;
 
 /// A BIO over `buffers` (owned by the caller, who must keep it alive as long as the BIO).
@@ -36,6 +39,8 @@ int lariat_bio_keep(lariat_bio_buffers *buffers);
 int lariat_bio_append_input(lariat_bio_buffers *buffers, const void *bytes, size_t count);
 /// Drops the first `count` bytes of `out` (they were sent).
 void lariat_bio_sent(lariat_bio_buffers *buffers, size_t count);
+/// Frees `kept` and `out` if they hold nothing (for `release_when_empty` turned on).
+void lariat_bio_release_empty(lariat_bio_buffers *buffers);
 
 /* The module's umbrella header: the ALPN select callback lives beside the BIO. */
 #include "CLariatALPN.h"
