@@ -32,7 +32,8 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
     private var inFlight = ByteQueue()
     private var backlog = ByteQueue()
     /// Borrowed writes (`writeBorrowing`) not yet offered to the kernel: iovecs into the
-    /// caller's buffer, sent together by `sendBorrowed`. Allocated on the first borrowed write.
+    /// caller's buffer, sent together by `sendBorrowed`. The array is the loop's, held only
+    /// while writes are borrowed (`WriteBatch.takeIovecs`), so an idle connection holds none.
     private var borrowed: UnsafeMutablePointer<uv_buf_t>?
     private var borrowedCount = 0
     private var borrowedBytes = 0
@@ -93,7 +94,7 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
         writeRequest.deallocate()
         shutdownRequest.deallocate()
         connectRequest.deallocate()
-        borrowed?.deallocate()
+        borrowed?.deallocate()  // only if the connection died holding borrowed writes
     }
 
     public var isClosed: Bool { state == .closing || state == .closed }
@@ -130,6 +131,8 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
 
     /// True for an open connection with nothing waiting for the kernel and no half-close
     /// sent: its socket can move to another loop as it is (`detachForMigration`).
+    /// Holds one of the loop's iovec arrays: only while borrowed writes wait (for tests).
+    var holdsIovecs: Bool { borrowed != nil }
     var isQuiescent: Bool { state == .open && !writeInFlight && backlog.isEmpty && borrowedCount == 0 && writeSide == .open }
 
     /// Closes this handle while a duplicate of its socket lives on elsewhere: no shutdown, and
@@ -334,7 +337,7 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
             return
         }
         if borrowedCount == 0 {
-            if borrowed == nil { borrowed = .allocate(capacity: Self.maxBorrowedWrites) }
+            if borrowed == nil { borrowed = loop.writeBatch.takeIovecs(capacity: Self.maxBorrowedWrites) }
             loop.writeBatch.addBorrowing(self)
         }
         borrowed.unsafelyUnwrapped[borrowedCount] = makeUVBuf(UnsafeMutableRawPointer(mutating: base), bytes.count)
@@ -351,6 +354,9 @@ public final class TCPConnection: LoopHandleOwner, ByteStream {
         let total = borrowedBytes
         borrowedCount = 0
         borrowedBytes = 0
+        borrowed = nil
+        // The array goes back to the loop once its iovecs are sent or copied below.
+        defer { loop.writeBatch.giveIovecs(iovecs) }
         guard state == .open else { return }
         var sent = 0
         if !writeInFlight && backlog.isEmpty {

@@ -1,3 +1,5 @@
+import CLibUV
+
 /// Write coalescing for one loop: while a read callback runs, a connection's first write goes
 /// out at once, and its later writes are appended to its backlog instead of entering the kernel;
 /// when the callback returns each touched connection sends them with one `uv_try_write`.
@@ -16,6 +18,10 @@ final class WriteBatch {
     /// Connections holding borrowed writes (`TCPConnection.writeBorrowing`): their iovecs
     /// point into a caller's buffer, so they are sent before that buffer is reused.
     private var borrowing: [TCPConnection] = []
+    /// Iovec arrays for borrowed writes, lent to a connection while it holds some: only the
+    /// connections written to in one callback need one at a time, so a loop keeps a few
+    /// rather than every connection one.
+    private var spareIovecs: [UnsafeMutablePointer<uv_buf_t>] = []
     /// The round being flushed; kept so neither array reallocates between batches.
     private var flushing: [TCPConnection] = []
 
@@ -23,6 +29,17 @@ final class WriteBatch {
         touched.reserveCapacity(16)
         flushing.reserveCapacity(16)
         borrowing.reserveCapacity(16)
+        spareIovecs.reserveCapacity(16)
+    }
+
+    /// An iovec array of `capacity` entries (every caller asks for the same size).
+    func takeIovecs(capacity: Int) -> UnsafeMutablePointer<uv_buf_t> {
+        spareIovecs.popLast() ?? .allocate(capacity: capacity)
+    }
+
+    /// Takes back an array from `takeIovecs`; beyond 16 spares it is freed.
+    func giveIovecs(_ iovecs: UnsafeMutablePointer<uv_buf_t>) {
+        if spareIovecs.count < 16 { spareIovecs.append(iovecs) } else { iovecs.deallocate() }
     }
 
     var isOpen: Bool { depth > 0 }

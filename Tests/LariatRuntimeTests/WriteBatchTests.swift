@@ -141,6 +141,8 @@ private final class BorrowingAnswerer: ByteStreamHandler {
     private var scratch: [UInt8]
     private var answered = false
     private(set) var bufferedBeforeFlush = 0
+    private(set) var heldIovecsBeforeFlush = false
+    private(set) var heldIovecsAfterFlush = true
 
     init(pieceSize: Int) {
         self.pieceSize = pieceSize
@@ -170,7 +172,9 @@ private final class BorrowingAnswerer: ByteStreamHandler {
                 if let plain = Self.plainWrite(after: i) { stream.write(plain) }
             }
             bufferedBeforeFlush = stream.bufferedWriteBytes
+            heldIovecsBeforeFlush = (stream as? TCPConnection)?.holdsIovecs ?? false
             stream.loop.flushBorrowedWrites()
+            heldIovecsAfterFlush = (stream as? TCPConnection)?.holdsIovecs ?? true
             all.initializeMemory(as: UInt8.self, repeating: 0xEE)  // the caller may reuse it now
         }
         stream.shutdownWrite()
@@ -209,6 +213,8 @@ private final class BorrowingAnswerer: ByteStreamHandler {
         let firstDifference = zip(client.received, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset
         #expect(firstDifference == nil, "borrowed bytes were lost, reordered or read after the flush (first difference at byte \(firstDifference ?? -1))")
         #expect(server.bufferedBeforeFlush > 0, "borrowed writes count as buffered until the flush")
+        // The iovec array is the loop's, lent only while writes wait: an idle connection holds none.
+        #expect(server.heldIovecsBeforeFlush && !server.heldIovecsAfterFlush)
     }
 }
 
