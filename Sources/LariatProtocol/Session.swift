@@ -256,11 +256,17 @@ public final class Session {
     public func write(_ id: UInt32, _ bytes: UnsafeRawBufferPointer) -> Int {
         guard state != .ended, let s = slot(id), !slots[s].finishRequested else { return 0 }
         let n = slots[s].sendBuffer.append(bytes, capacity: config.sendBufferSize, pool: &sendPool)
+        didQueue(n, on: s)
+        return n
+    }
+
+    /// After `n` bytes joined slot `s`'s send buffer (copied or placed): ask for
+    /// `streamWritable` once it is past half full, and schedule the stream.
+    private func didQueue(_ n: Int, on s: Int) {
         if config.sendBufferSize - slots[s].sendBuffer.count < config.sendBufferSize / 2 {
             slots[s].writableWanted = true
         }
         if n > 0 { schedule(s); announceOutput() }
-        return n
     }
 
     /// Write in place: the free space at the tail of the stream's send buffer, for a caller
@@ -279,11 +285,7 @@ public final class Session {
         guard count > 0, state != .ended, let s = slot(id), !slots[s].finishRequested else { return }
         slots[s].sendBuffer.commit(count)
         stats.bytesWrittenInPlace += count
-        if config.sendBufferSize - slots[s].sendBuffer.count < config.sendBufferSize / 2 {
-            slots[s].writableWanted = true
-        }
-        schedule(s)
-        announceOutput()
+        didQueue(count, on: s)
     }
 
     /// The last `sendTail` was not used: an empty buffer gives its block back to the pool.

@@ -142,28 +142,23 @@ public final class StreamBridge: ByteStreamHandler {
     }
 
     public func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) {
-        if let tail = offeredTail {
-            offeredTail = nil
-            if UnsafeRawPointer(tail) == bytes.baseAddress, !sessionDone {
-                // Read straight into the send buffer: only the count needs queueing.
-                bytesFromConnection += bytes.count
-                tunnel.withSession { session in
-                    session.commitSendTail(id, bytes.count)
-                    if session.isSendBufferFull(id) {
-                        readPaused = true
-                        connection.pauseReading()
-                    }
-                }
-                return
-            }
-            tunnel.session.releaseSendTail(id)
-        }
+        // Read straight into the send buffer (`streamReadBuffer`): only the count needs queueing.
+        let inPlace = offeredTail.map { UnsafeRawPointer($0) == bytes.baseAddress } ?? false
+        if offeredTail != nil, !inPlace || sessionDone { tunnel.session.releaseSendTail(id) }
+        offeredTail = nil
         guard !sessionDone else { return }
         bytesFromConnection += bytes.count
         tunnel.withSession { session in
             // Behind an overflow, everything waits (a stream that delivers while paused — a
-            // hand-off's parked bytes — must not jump the queue).
-            let taken = overflow.isEmpty ? session.write(id, bytes) : 0
+            // hand-off's parked bytes — must not jump the queue). An in-place read was only
+            // offered with no overflow.
+            let taken: Int
+            if inPlace {
+                session.commitSendTail(id, bytes.count)
+                taken = bytes.count
+            } else {
+                taken = overflow.isEmpty ? session.write(id, bytes) : 0
+            }
             if taken < bytes.count { overflow.append(contentsOf: bytes[taken...]) }
             if !overflow.isEmpty || session.isSendBufferFull(id) {
                 readPaused = true

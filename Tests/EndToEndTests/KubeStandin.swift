@@ -74,15 +74,21 @@ final class KubeStandin: @unchecked Sendable {
         self.url = url
         self.port = port
         caFile = ca
+        try Self.writeKubeconfig(server: url, certificateAuthority: ca, token: token, to: kubeconfig)
+    }
+
+    /// A one-context kubeconfig (kubectl and the Python client read it): bearer `token` for
+    /// `server`, verified with the CA file. Values are test-made paths, URLs and tokens.
+    static func writeKubeconfig(server: String, certificateAuthority: String, token: String, to path: String) throws {
         let config = """
         apiVersion: v1
         kind: Config
-        clusters: [{name: s, cluster: {server: "\(url)", certificate-authority: "\(ca)"}}]
-        users: [{name: a, user: {token: "\(token)"}}]
-        contexts: [{name: s, context: {cluster: s, user: a}}]
-        current-context: s
+        clusters: [{name: c, cluster: {server: "\(server)", certificate-authority: "\(certificateAuthority)"}}]
+        users: [{name: u, user: {token: "\(token)"}}]
+        contexts: [{name: c, context: {cluster: c, user: u}}]
+        current-context: c
         """
-        try config.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+        try config.write(toFile: path, atomically: true, encoding: .utf8)
     }
 
     var caPEM: String { (try? String(contentsOfFile: caFile, encoding: .utf8)) ?? "" }

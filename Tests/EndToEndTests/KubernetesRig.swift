@@ -240,15 +240,8 @@ final class KubernetesRig: @unchecked Sendable {
         let path = directory + "/\(name).kubeconfig"
         let ca = directory + "/hub-ca.pem"
         try tunnel.caPEM.write(toFile: ca, atomically: true, encoding: .utf8)
-        let config = """
-        apiVersion: v1
-        kind: Config
-        clusters: [{name: c, cluster: {server: "\(hubURL)/k8s/clusters/\(cluster)", certificate-authority: "\(ca)"}}]
-        users: [{name: u, user: {token: "\(token)"}}]
-        contexts: [{name: c, context: {cluster: c, user: u}}]
-        current-context: c
-        """
-        try config.write(toFile: path, atomically: true, encoding: .utf8)
+        try KubeStandin.writeKubeconfig(server: "\(hubURL)/k8s/clusters/\(cluster)", certificateAuthority: ca,
+                                        token: token, to: path)
         return path
     }
 
