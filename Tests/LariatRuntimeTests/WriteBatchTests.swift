@@ -241,3 +241,59 @@ private final class BorrowingAnswerer: ByteStreamHandler {
         #expect(queue.allocatedBytes > 0)    // 16 KiB is not worth giving back
     }
 }
+
+/// A handler that offers its own buffer for every read (`streamReadBuffer`), as a tunnel
+/// stream's bridge offers its send buffer, and records what came into it.
+private final class OwnBufferReader: ByteStreamHandler {
+    let own = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+    private(set) var offers = 0
+    private(set) var unused = 0
+    private(set) var readsElsewhere = 0
+    private(set) var received: [UInt8] = []
+    private(set) var gotEOF = false
+    var onEnd: () -> Void = {}
+    deinit { own.deallocate() }
+
+    func streamReadBuffer(_ stream: any ByteStream) -> UnsafeMutableRawBufferPointer? {
+        offers += 1
+        return own
+    }
+    func streamDidNotUseReadBuffer(_ stream: any ByteStream) { unused += 1 }
+    func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) {
+        if bytes.baseAddress != UnsafeRawPointer(own.baseAddress) { readsElsewhere += 1 }
+        received += bytes
+    }
+    func streamDidReadEOF(_ stream: any ByteStream) { gotEOF = true; onEnd() }
+    func streamDidFail(_ stream: any ByteStream, _ error: StreamError) { onEnd() }
+    func streamDidClose(_ stream: any ByteStream) {}
+}
+
+@Suite struct HandlerReadBufferTests {
+    /// Bytes land in the buffer the handler offered; the read that finds the end of stream
+    /// brings nothing, and the handler hears that its buffer went unused (a bridge gives its
+    /// send-buffer block back then), before the EOF.
+    @Test func readsLandInTheOfferedBufferAndAnUnusedOfferIsReported() throws {
+        final class SendThenClose: ByteStreamHandler {
+            func streamDidRead(_ stream: any ByteStream, _ bytes: UnsafeRawBufferPointer) {}
+            func streamDidReadEOF(_ stream: any ByteStream) {}
+            func streamDidClose(_ stream: any ByteStream) {}
+        }
+        let harness = LoopHarness()
+        let reader = OwnBufferReader()
+        let payload = (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        try harness.run {
+            let listener = try harness.listen(.plain) { reader }
+            reader.onEnd = { harness.finish() }
+            harness.connect(.plain, port: listener.port, handler: SendThenClose()) { stream in
+                stream.write(payload)
+                stream.shutdownWrite()
+            }
+        }
+        #expect(!harness.timedOut)
+        #expect(reader.received == payload)
+        #expect(reader.gotEOF)
+        #expect(reader.readsElsewhere == 0, "a read went to the loop's buffer although the handler offered its own")
+        #expect(reader.offers > 0)
+        #expect(reader.unused >= 1, "the read that found the end of stream did not report the offer unused")
+    }
+}
